@@ -1,0 +1,20 @@
+//! Diglett's models: the audio front end, the GE2E speaker encoder and Silero VAD v6 as burn
+//! modules (burn-ndarray on the CPU), loudness, and scoring.
+//!
+//! # Layout
+//! - [`frontend`]: decoding (WAV, FLAC, MP3, Ogg/Vorbis) to 16 kHz mono, volume normalisation,
+//!   the 40-band mel spectrogram and Resemblyzer's partial windows.
+//! - [`weights`]: the converted weights, compiled in, and their checked loading.
+//! - [`vad`]: Silero VAD v6 — the burn module, a fast batched CPU path, streaming, speech segments.
+//! - [`compute`]: the explicit compute-thread pool every inference call runs on.
+//! - [`loudness`]: RMS level (dBFS) and EBU R128 loudness (LUFS), finite even for silence.
+//! - [`scoring`]: cosine similarity and the speaker decision rule.
+//! - [`eval`]: the speaker-verification protocol (EER, identification) on a folder of speech.
+
+pub mod compute;
+pub mod eval;
+pub mod frontend;
+pub mod loudness;
+pub mod scoring;
+pub mod vad;
+pub mod weights;
