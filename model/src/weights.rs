@@ -56,3 +56,56 @@ pub fn load_exact<M: Module>(module: &mut M, bytes: &[u8]) -> Result<(), LoadErr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::device;
+    use crate::encoder::SpeakerEncoder;
+    use crate::vad::SileroVad;
+    use burn::nn::conv::{Conv1d, Conv1dConfig};
+
+    /// A module holding only the VAD's STFT basis: every other tensor in the file is unused.
+    #[derive(Module, Debug)]
+    struct OnlyStft {
+        stft: Conv1d,
+    }
+
+    #[test]
+    fn shipped_weights_load_exactly() {
+        assert!(SpeakerEncoder::pretrained(&device()).is_ok());
+        assert!(SileroVad::pretrained(&device()).is_ok());
+    }
+
+    #[test]
+    fn tensors_the_module_expects_but_the_file_lacks_are_an_error() {
+        let mut vad = crate::vad::SileroVadConfig::new().init(&device());
+        let err = load_exact(&mut vad, GE2E_SAFETENSORS).err();
+        assert!(
+            matches!(err, Some(LoadError::Missing(ref m)) if m.iter().any(|p| p.starts_with("encoder."))),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn tensors_the_module_does_not_use_are_an_error() {
+        let mut m = OnlyStft {
+            stft: Conv1dConfig::new(1, 258, 256)
+                .with_stride(128)
+                .with_bias(false)
+                .init(&device()),
+        };
+        let err = load_exact(&mut m, SILERO_VAD_SAFETENSORS).err();
+        assert!(
+            matches!(err, Some(LoadError::Unused(ref u)) if u.iter().any(|p| p == "decoder.bias")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let mut vad = crate::vad::SileroVadConfig::new().init(&device());
+        assert!(load_exact(&mut vad, b"not a safetensors file").is_err());
+        assert!(load_exact(&mut vad, &SILERO_VAD_SAFETENSORS[..1000]).is_err());
+    }
+}
