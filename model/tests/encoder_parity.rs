@@ -7,7 +7,8 @@
 //! AVX-512 CPUs, `W_hh` stored in half precision (observed: 1 − cosine ≈ 1e-7, max-abs ≈ 1e-4).
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::sync::{Arc, OnceLock};
 
 use diglett_model::compute::Compute;
@@ -22,10 +23,6 @@ const TARGET_DBFS: f32 = -30.0;
 const MIN_COSINE_REFERENCE: f64 = 0.9999;
 const MIN_COSINE_INTERNAL: f64 = 0.99999;
 const MAX_ABS_INTERNAL: f32 = 5e-4;
-
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
-}
 
 fn encoder() -> &'static Encoder {
     static ENCODER: OnceLock<Encoder> = OnceLock::new();
@@ -59,40 +56,6 @@ fn floats(v: &Value) -> Vec<f32> {
         .collect()
 }
 
-/// A 16-bit PCM mono WAV as floats `pcm / 32768` (the fixtures' convention).
-fn read_wav(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[0..4], b"RIFF");
-    assert_eq!(&bytes[8..12], b"WAVE");
-    let mut at = 12;
-    let mut format = None;
-    while at + 8 <= bytes.len() {
-        let id = &bytes[at..at + 4];
-        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
-        let body = &bytes[at + 8..(at + 8 + len).min(bytes.len())];
-        match id {
-            b"fmt " => {
-                let tag = u16::from_le_bytes([body[0], body[1]]);
-                let channels = u16::from_le_bytes([body[2], body[3]]);
-                let rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
-                let bits = u16::from_le_bytes([body[14], body[15]]);
-                format = Some((tag, channels, rate, bits));
-            }
-            b"data" => {
-                assert_eq!(format, Some((1, 1, 16_000, 16)), "16 kHz mono PCM16");
-                return body
-                    .chunks_exact(2)
-                    .map(|s| f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0)
-                    .collect();
-            }
-            _ => {}
-        }
-        // Chunks are padded to an even length.
-        at += 8 + len + (len & 1);
-    }
-    panic!("no data chunk in {}", path.display());
-}
-
 struct Fixture {
     name: String,
     json: Value,
@@ -101,7 +64,7 @@ struct Fixture {
 }
 
 fn fixtures() -> Vec<Fixture> {
-    let dir = shared().join("fixtures/encoder");
+    let dir = common::shared().join("fixtures/encoder");
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -114,7 +77,7 @@ fn fixtures() -> Vec<Fixture> {
         .map(|path| {
             let json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
             let audio = dir.join(json["audio"].as_str().unwrap());
-            let mut wav = read_wav(&audio);
+            let mut wav = common::read_wav(&audio);
             assert_eq!(wav.len() as u64, json["n_samples"].as_u64().unwrap());
             normalize_volume(&mut wav, TARGET_DBFS, true);
             Fixture {

@@ -3,6 +3,8 @@
 //! the mel spectrogram (first five frames and frame count) and the partial windows.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use diglett_model::frontend::{
@@ -38,35 +40,16 @@ fn fixtures() -> Vec<PathBuf> {
     paths
 }
 
-fn load(path: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
 /// The audio file a fixture names, relative to the fixture's directory.
 fn audio_bytes(fixture: &Path, json: &Value) -> Vec<u8> {
     let rel = json["audio"].as_str().unwrap();
     std::fs::read(fixture.parent().unwrap().join(rel)).unwrap()
 }
 
-/// The samples of a canonical PCM16 WAV's `data` chunk, read independently of the decoder.
-fn wav_data_chunk(bytes: &[u8]) -> &[u8] {
-    assert_eq!(&bytes[0..4], b"RIFF");
-    assert_eq!(&bytes[8..12], b"WAVE");
-    let mut pos = 12;
-    loop {
-        let id = &bytes[pos..pos + 4];
-        let len = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
-        if id == b"data" {
-            return &bytes[pos + 8..pos + 8 + len];
-        }
-        pos += 8 + len + (len & 1);
-    }
-}
-
 #[test]
 fn fixtures_state_the_front_end_we_implement() {
     for path in fixtures() {
-        let json = load(&path);
+        let json = common::load_json(&path);
         assert_eq!(json["sample_rate"], 16_000);
         assert_eq!(json["pcm_to_float"], "sample / 32768.0");
         assert_eq!(
@@ -99,10 +82,10 @@ fn fixtures_state_the_front_end_we_implement() {
 #[test]
 fn decoded_fixture_audio_is_pcm_over_32768() {
     for path in fixtures() {
-        let json = load(&path);
+        let json = common::load_json(&path);
         let bytes = audio_bytes(&path, &json);
         let decoded = decode_audio(&bytes, &DecodeOptions::default()).unwrap();
-        let expected = pcm16_to_f32(wav_data_chunk(&bytes));
+        let expected = pcm16_to_f32(common::pcm16_data(&bytes));
         assert_eq!(
             decoded.len(),
             json["n_samples"].as_u64().unwrap() as usize,
@@ -121,7 +104,7 @@ fn mel_frames_match_librosa() {
     let mel = MelSpectrogram::new();
     let mut max_rel = 0.0f64;
     for path in fixtures() {
-        let json = load(&path);
+        let json = common::load_json(&path);
         let mut wav = decode_audio(&audio_bytes(&path, &json), &DecodeOptions::default()).unwrap();
         normalize_volume(&mut wav, NORMALIZE_TARGET_DBFS, true);
         let frames = mel.compute(&wav);
@@ -165,7 +148,7 @@ fn mel_frames_match_librosa() {
 #[test]
 fn partial_slices_match_resemblyzer() {
     for path in fixtures() {
-        let json = load(&path);
+        let json = common::load_json(&path);
         let n_samples = json["n_samples"].as_u64().unwrap() as usize;
         let expected: Vec<std::ops::Range<usize>> = json["partials"]["wav_slices"]
             .as_array()

@@ -3,7 +3,9 @@
 //! other, and the speech segments of the conversation sample against its RTTM.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use diglett_model::compute::{Compute, device};
 use diglett_model::vad::{
@@ -21,42 +23,8 @@ const STEMS: [&str; 4] = [
     "sample",
 ];
 
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
-}
-
-/// A 16 kHz mono PCM16 WAV as floats (`pcm / 32768`, the fixtures' conversion). Walks the RIFF
-/// chunks, so extra chunks (LIST, …) are skipped.
-fn read_wav(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[0..4], b"RIFF");
-    assert_eq!(&bytes[8..12], b"WAVE");
-    let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
-    let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap());
-    let mut at = 12;
-    while at + 8 <= bytes.len() {
-        let id = &bytes[at..at + 4];
-        let size = u32_at(at + 4) as usize;
-        let body = at + 8;
-        if id == b"fmt " {
-            assert_eq!(u16_at(body), 1, "PCM");
-            assert_eq!(u16_at(body + 2), 1, "mono");
-            assert_eq!(u32_at(body + 4) as usize, SAMPLE_RATE);
-            assert_eq!(u16_at(body + 14), 16, "16-bit");
-        } else if id == b"data" {
-            let end = (body + size).min(bytes.len());
-            return bytes[body..end]
-                .chunks_exact(2)
-                .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
-                .collect();
-        }
-        at = body + size + (size & 1);
-    }
-    panic!("no data chunk in {}", path.display());
-}
-
 fn reference(stem: &str) -> Vec<f32> {
-    let path = shared().join(format!("fixtures/vad/{stem}.json"));
+    let path = common::shared().join(format!("fixtures/vad/{stem}.json"));
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert_eq!(json["chunk"], 512);
@@ -70,7 +38,7 @@ fn reference(stem: &str) -> Vec<f32> {
 }
 
 fn audio(stem: &str) -> Vec<f32> {
-    read_wav(&shared().join(format!("fixtures/audio/{stem}.wav")))
+    common::read_wav(&common::shared().join(format!("fixtures/audio/{stem}.wav")))
 }
 
 fn max_abs_error(got: &[f32], want: &[f32]) -> f32 {
@@ -208,8 +176,8 @@ fn rttm_speech_frames(path: &Path, n_frames: usize) -> Vec<bool> {
 #[test]
 fn segments_follow_the_conversation_rttm() {
     let (vad, compute) = setup();
-    let conversation = shared().join("data/conversation");
-    let wav = read_wav(&conversation.join("sample.wav"));
+    let conversation = common::shared().join("data/conversation");
+    let wav = common::read_wav(&conversation.join("sample.wav"));
     let probs = vad.probabilities(&compute, &wav);
     let segments = speech_segments(&probs, &VadParams::default());
 
