@@ -1,20 +1,24 @@
 //! The evidence for [`DecisionParams::default`]: the acceptance threshold, the VAD gate and the
-//! overlap rule of `diglett_model::scoring::label_window`, measured on `shared/data`.
+//! overlap rules of `diglett_model::scoring::label_window` (scores only) and
+//! `label_window_with` (pair-aware), measured on `shared/data`.
 //!
 //! ```sh
 //! cargo run --release -p diglett-model --example tune_decision [-- <shared/data dir>]
 //! ```
 //!
-//! Prints four sections, copied into `docs/decision.md`:
+//! Prints five sections, copied into `docs/decision.md`:
 //! - A. threshold: target / non-target window scores of the speaker protocol on
 //!   `data/speakers`, and 1.6 s windows of the 120 `data/cohort` impostors scored against the 6
 //!   enrolled speakers;
 //! - B. VAD gate: voiced fraction against the reference speech coverage of the windows of
 //!   `data/conversation/sample.wav`, and how many real speech windows of the corpora it drops;
 //! - C. overlap on synthetic mixtures of two `data/speakers` windows, against single-speaker
-//!   and impostor windows;
+//!   and impostor windows (the old, score-only rule, 6 enrolled);
+//! - C2. the pair-aware rule against the old one with 2, 3, 4 and 6 speakers enrolled, on the
+//!   same mixtures, single-speaker and impostor windows plus turn changes (half of one
+//!   speaker's window, half of another's); the pair-aware defaults are selected here;
 //! - D. frame accuracy on `sample.wav` (enrolled from the recording itself) for the original
-//!   rule, the threshold + gate, and the full rule.
+//!   rule, the threshold + gate, the old overlap rule and the pair-aware one.
 #![allow(clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
@@ -25,7 +29,8 @@ use diglett_model::compute::{Compute, device};
 use diglett_model::encoder::{Embedding, Encoder, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES};
 use diglett_model::frontend::{self, DecodeOptions, MelSpectrogram, NORMALIZE_TARGET_DBFS};
 use diglett_model::scoring::{
-    self, DecisionParams, Label, VOICED_PROBABILITY, label_window, score_all,
+    self, DecisionParams, Label, VOICED_PROBABILITY, WindowDecision, label_window,
+    label_window_with, score_all,
 };
 use diglett_model::vad::{self, CHUNK, Vad};
 use diglett_model::{enroll, eval};
@@ -51,6 +56,14 @@ const OVERLAP_MARGINS: [f32; 5] = [0.02, 0.05, 0.10, 0.20, 1.0];
 /// Selection rule for the overlap defaults: at most this share of single-speaker windows and of
 /// impostor windows may be labelled overlap (0.5% ≈ one window in 200).
 const OVERLAP_MAX_FALSE: f64 = 0.5;
+/// Pair-aware overlap grid: `overlap_balance` candidates (weak voice's weight / strong's).
+const OVERLAP_BALANCES: [f32; 6] = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+/// Pair-aware overlap grid: `overlap_fit` candidates, from the median fit of a mixture (≈ 0.70)
+/// up to single-speaker territory.
+const OVERLAP_FITS: [f32; 6] = [0.66, 0.68, 0.70, 0.72, 0.74, 0.76];
+/// Selection rule of the pair-aware defaults (2 enrolled): at most this share (%) of
+/// single-speaker and of impostor windows may be labelled overlap.
+const OVERLAP_MAX_FALSE_PAIR: f64 = 1.0;
 /// Seconds of single-speaker speech each conversation speaker enrolls with (product: ~5 s).
 const CONV_ENROLL_S: f64 = 5.0;
 
@@ -151,9 +164,14 @@ fn run(data: &Path) -> Result<(), String> {
     };
     let defaults = DecisionParams::default();
     println!(
-        "defaults: threshold {:.3}, overlap_min {:.3}, overlap_margin {:.3}, min_voiced {:.3} \
-         (voiced = Silero p >= {VOICED_PROBABILITY})",
-        defaults.threshold, defaults.overlap_min, defaults.overlap_margin, defaults.min_voiced
+        "defaults: threshold {:.3}, overlap_min {:.3}, overlap_margin {:.3}, overlap_balance \
+         {:.3}, overlap_fit {:.3}, min_voiced {:.3} (voiced = Silero p >= {VOICED_PROBABILITY})",
+        defaults.threshold,
+        defaults.overlap_min,
+        defaults.overlap_margin,
+        defaults.overlap_balance,
+        defaults.overlap_fit,
+        defaults.min_voiced
     );
 
     // ---------------------------------------------------------------- A. threshold
@@ -513,6 +531,32 @@ fn run(data: &Path) -> Result<(), String> {
         .iter()
         .map(|e| score_all(e, &enrolled))
         .collect();
+    // Turn changes: the first half (0.8 s) of one speaker's window, then the second half of
+    // another's -- the same window pairs as the mixtures, in both orders.
+    let half = WINDOW_SAMPLES / 2;
+    let mut turn_wins: Vec<(usize, usize, Vec<f32>)> = Vec::new(); // (first, second, wav)
+    for a in 0..speakers.len() {
+        for b in a + 1..speakers.len() {
+            for k in 0..MIX_PER_PAIR
+                .min(by_speaker[a].len())
+                .min(by_speaker[b].len())
+            {
+                let mut x = by_speaker[a][(k * 7 + b) % by_speaker[a].len()]
+                    .norm
+                    .clone();
+                let mut y = by_speaker[b][(k * 5 + a) % by_speaker[b].len()]
+                    .norm
+                    .clone();
+                frontend::normalize_volume(&mut x, NORMALIZE_TARGET_DBFS, false);
+                frontend::normalize_volume(&mut y, NORMALIZE_TARGET_DBFS, false);
+                for (f, s, p, q) in [(a, b, &x, &y), (b, a, &y, &x)] {
+                    let mut w: Vec<f32> = p[..half].iter().chain(&q[half..]).copied().collect();
+                    frontend::normalize_volume(&mut w, NORMALIZE_TARGET_DBFS, true);
+                    turn_wins.push((f, s, w));
+                }
+            }
+        }
+    }
     // Every synthetic / corpus window here is speech: pass the gate (voiced fraction 1).
     let label = |scores: &[f32], p: &DecisionParams| label_window(scores, 1.0, p);
     let overlap_stats = |p: &DecisionParams, level: usize| {
@@ -663,6 +707,274 @@ fn run(data: &Path) -> Result<(), String> {
     );
     println!("[C done at {:.1} s]", started.elapsed().as_secs_f32());
 
+    // ---------------------------------------------------------------- C2. pair-aware overlap
+    let turn_scores: Vec<Vec<f32>> = m
+        .embed(&turn_wins.iter().map(|x| x.2.as_slice()).collect::<Vec<_>>())
+        .iter()
+        .map(|e| score_all(e, &enrolled))
+        .collect();
+    let gram: Vec<Vec<f32>> = enrolled
+        .iter()
+        .map(|a| enrolled.iter().map(|b| scoring::cosine(a, b)).collect())
+        .collect();
+    let corpus = Corpus {
+        names: speakers.iter().map(|s| s.id.as_str()).collect(),
+        gram: &gram,
+        mixes: mixes
+            .iter()
+            .zip(&mix_scores)
+            .map(|((l, a, b, _), s)| (*l, *a, *b, s.as_slice()))
+            .collect(),
+        singles: trials
+            .iter()
+            .map(|t| (t.speaker, t.scores.as_slice()))
+            .collect(),
+        cohort: cohort_scores.iter().map(Vec::as_slice).collect(),
+        turns: turn_wins
+            .iter()
+            .zip(&turn_scores)
+            .map(|((f, s, _), sc)| (*f, *s, sc.as_slice()))
+            .collect(),
+    };
+    let n_spk = speakers.len();
+    println!("\n## C2. Pair-aware overlap rule (label_window_with) on synthetic windows\n");
+    println!(
+        "Each speaker set of data/speakers is enrolled in turn (2 enrolled: the 15 pairs, as in a \
+         two-person conversation; 6: all). Per set: mixtures of two of its speakers (0/−3/−6 dB, \
+         {MIX_PER_PAIR} per pair and level), its speakers' single-speaker windows, all {} cohort \
+         windows, and turn changes (first 0.8 s of one speaker's window + last 0.8 s of another's, \
+         both orders, {} per pair). Counts are pooled over the sets. A mixture counts as found \
+         when labelled overlap with the right pair.",
+        cohort_scores.len(),
+        2 * MIX_PER_PAIR
+    );
+    let rate = |x: (usize, usize)| pct(x.1, x.0);
+    let mix_mean = |c: &OverlapCounts| {
+        (0..MIX_LEVELS_DB.len())
+            .map(|l| pct(c.mix[l].2, c.mix[l].0))
+            .sum::<f64>()
+            / MIX_LEVELS_DB.len() as f64
+    };
+    let feasible = |c: &OverlapCounts| {
+        rate(c.single) <= OVERLAP_MAX_FALSE_PAIR && rate(c.cohort) <= OVERLAP_MAX_FALSE_PAIR
+    };
+    let header = "| mixtures 0 dB found | −3 dB | −6 dB | single-speaker: overlap | \
+                  cohort: overlap | turn changes: overlap |";
+    let row = |c: &OverlapCounts| {
+        format!(
+            "{:.1}% | {:.1}% | {:.1}% | {:.2}% ({}) | {:.2}% ({}) | {:.1}% |",
+            pct(c.mix[0].2, c.mix[0].0),
+            pct(c.mix[1].2, c.mix[1].0),
+            pct(c.mix[2].2, c.mix[2].0),
+            rate(c.single),
+            c.single.1,
+            rate(c.cohort),
+            c.cohort.1,
+            rate(c.turn),
+        )
+    };
+    // New rule grid, 2 enrolled.
+    let c0 = corpus.evaluate(&Rule::Pair(defaults), 2);
+    println!(
+        "\nnew rule, 2 enrolled (threshold and gate at the defaults; (window, pair) trials: \
+         mixtures {} per level, single {}, cohort {}, turn {}):\n",
+        c0.mix[0].0, c0.single.0, c0.cohort.0, c0.turn.0,
+    );
+    println!("| overlap_balance | overlap_fit {header}");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut new_grid: Vec<(f32, f32)> = Vec::new();
+    for &b in &OVERLAP_BALANCES {
+        for &f in &OVERLAP_FITS {
+            new_grid.push((b, f));
+        }
+    }
+    new_grid.push((defaults.overlap_balance, defaults.overlap_fit));
+    new_grid.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.total_cmp(&y.1)));
+    new_grid.dedup_by(|x, y| (x.0 - y.0).abs() < 1e-4 && (x.1 - y.1).abs() < 1e-4);
+    let mut new_sel: Option<(f32, f32, f64)> = None;
+    for &(b, f) in &new_grid {
+        let p = DecisionParams {
+            overlap_balance: b,
+            overlap_fit: f,
+            ..defaults
+        };
+        let c = corpus.evaluate(&Rule::Pair(p), 2);
+        if feasible(&c) && new_sel.is_none_or(|(_, _, best)| mix_mean(&c) > best) {
+            new_sel = Some((b, f, mix_mean(&c)));
+        }
+        let tag = if (b - defaults.overlap_balance).abs() < 1e-4
+            && (f - defaults.overlap_fit).abs() < 1e-4
+        {
+            " (**default**)"
+        } else {
+            ""
+        };
+        println!("| {b:.2}{tag} | {f:.2} | {}", row(&c));
+    }
+    // Old rule on the same windows, 2 enrolled.
+    println!("\nold rule (label_window), 2 enrolled, same windows:\n");
+    println!("| overlap_min | margin {header}");
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut old_sel: Option<(f32, f32, f64)> = None;
+    for &(mn, mg) in &grid {
+        let p = DecisionParams {
+            overlap_min: mn,
+            overlap_margin: mg,
+            ..defaults
+        };
+        let c = corpus.evaluate(&Rule::Scores(p), 2);
+        if feasible(&c) && old_sel.is_none_or(|(_, _, best)| mix_mean(&c) > best) {
+            old_sel = Some((mn, mg, mix_mean(&c)));
+        }
+        println!("| {mn:.2} | {mg:.2} | {}", row(&c));
+    }
+    let show_sel = |name: &str, sel: Option<(f32, f32, f64)>| match sel {
+        Some((x, y, det)) => println!(
+            "selection, {name} (most mixtures found, mean of the 3 levels, with <= \
+             {OVERLAP_MAX_FALSE_PAIR}% of single-speaker and of cohort windows labelled overlap, \
+             2 enrolled): {x:.2} / {y:.2} ({det:.1}%)"
+        ),
+        None => println!("selection, {name}: no grid point meets <= {OVERLAP_MAX_FALSE_PAIR}%"),
+    };
+    println!();
+    show_sel("new rule (balance / fit)", new_sel);
+    show_sel("old rule (overlap_min / margin)", old_sel);
+    let old_best = old_sel.map(|(mn, mg, _)| DecisionParams {
+        overlap_min: mn,
+        overlap_margin: mg,
+        ..defaults
+    });
+
+    // By number of enrolled speakers.
+    println!(
+        "\nby number of enrolled speakers (every set of that size; worst set = the highest single-speaker false-overlap rate of one set):\n"
+    );
+    println!("| rule | enrolled | sets {header} worst set: single-speaker overlap |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut rules_c2: Vec<(String, Rule)> = vec![(
+        format!(
+            "old, defaults ({:.2} / {:.2})",
+            defaults.overlap_min, defaults.overlap_margin
+        ),
+        Rule::Scores(defaults),
+    )];
+    if let Some(p) = old_best {
+        rules_c2.push((
+            format!(
+                "old, its selection ({:.2} / {:.2})",
+                p.overlap_min, p.overlap_margin
+            ),
+            Rule::Scores(p),
+        ));
+    }
+    rules_c2.push((
+        format!(
+            "**new, defaults** ({:.2} / {:.2})",
+            defaults.overlap_balance, defaults.overlap_fit
+        ),
+        Rule::Pair(defaults),
+    ));
+    for (name, rule) in &rules_c2 {
+        for k in [2, 3, 4, n_spk] {
+            let c = corpus.evaluate(rule, k);
+            println!(
+                "| {name} | {k} | {} | {} {:.1}% ({}) |",
+                c.sets,
+                row(&c),
+                c.worst_single.0,
+                c.worst_single.1
+            );
+        }
+    }
+
+    // What the same selection would pick with more speakers enrolled.
+    println!(
+        "\nthe new rule's selection (same grid and criterion) if made with more speakers enrolled:\n"
+    );
+    println!("| enrolled | overlap_balance | overlap_fit {header}");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for k in [2, 3, 4, n_spk] {
+        let mut best: Option<((f32, f32), OverlapCounts)> = None;
+        for &(b, f) in &new_grid {
+            let c = corpus.evaluate(
+                &Rule::Pair(DecisionParams {
+                    overlap_balance: b,
+                    overlap_fit: f,
+                    ..defaults
+                }),
+                k,
+            );
+            if feasible(&c)
+                && best
+                    .as_ref()
+                    .is_none_or(|(_, bc)| mix_mean(&c) > mix_mean(bc))
+            {
+                best = Some(((b, f), c));
+            }
+        }
+        match best {
+            Some(((b, f), c)) => println!("| {k} | {b:.2} | {f:.2} | {}", row(&c)),
+            None => println!("| {k} | – | – | no grid point meets the criterion |"),
+        }
+    }
+
+    // Per pair at the defaults.
+    println!("\nnew rule at the defaults, per enrolled pair:\n");
+    println!(
+        "| pair | cosine | single-speaker: overlap | cohort: overlap | mixtures 0/−3/−6 dB found | turn changes: overlap |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for set in subsets(n_spk, 2) {
+        let c = corpus.evaluate_set(&Rule::Pair(defaults), &set);
+        println!(
+            "| {}–{} | {:.2} | {:.1}% ({}/{}) | {:.2}% | {:.0}% / {:.0}% / {:.0}% | {:.0}% |",
+            speakers[set[0]].id,
+            speakers[set[1]].id,
+            gram[set[0]][set[1]],
+            rate(c.single),
+            c.single.1,
+            c.single.0,
+            rate(c.cohort),
+            pct(c.mix[0].2, c.mix[0].0),
+            pct(c.mix[1].2, c.mix[1].0),
+            pct(c.mix[2].2, c.mix[2].0),
+            rate(c.turn),
+        );
+    }
+
+    // (c) What turn changes get.
+    println!(
+        "\nturn-change windows (2 enrolled: the two speakers of the window), what they are labelled:\n"
+    );
+    println!(
+        "| rule | n | overlap | speaker: the first voice | speaker: the second voice | unknown |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (name, rule) in &rules_c2 {
+        let mut c = [0usize; 4];
+        for &(f, s, sc) in &corpus.turns {
+            let set = [f.min(s), f.max(s)];
+            let d = rule.label(&set.iter().map(|&k| sc[k]).collect::<Vec<_>>(), |i, j| {
+                gram[set[i]][set[j]]
+            });
+            c[match (d.label, d.speaker.map(|i| set[i])) {
+                (Label::Overlap, _) => 0,
+                (Label::Speaker, Some(x)) if x == f => 1,
+                (Label::Speaker, _) => 2,
+                _ => 3,
+            }] += 1;
+        }
+        let n = corpus.turns.len();
+        println!(
+            "| {name} | {n} | {:.1}% | {:.1}% | {:.1}% | {:.1}% |",
+            pct(c[0], n),
+            pct(c[1], n),
+            pct(c[2], n),
+            pct(c[3], n)
+        );
+    }
+    println!("[C2 done at {:.1} s]", started.elapsed().as_secs_f32());
+
     // ---------------------------------------------------------------- D. conversation
     // Enroll each reference speaker from their first 5 s of single-speaker speech.
     let mut conv_enrolled = Vec::new();
@@ -736,18 +1048,51 @@ fn run(data: &Path) -> Result<(), String> {
         min_voiced: 0.0,
         ..defaults
     };
-    let rules: Vec<(&str, Vec<WindowLabel>)> = vec![
-        ("(i) original: argmax, 0.62, no VAD", original),
+    let conv_pair = scoring::cosine(&conv_enrolled[0], &conv_enrolled[1]);
+    let with_pair = |p: DecisionParams| -> Vec<WindowLabel> {
+        conv_scores
+            .iter()
+            .zip(&conv_voiced)
+            .map(|(s, &v)| {
+                let d = label_window_with(
+                    s,
+                    |i, j| scoring::cosine(&conv_enrolled[i], &conv_enrolled[j]),
+                    v,
+                    &p,
+                );
+                (d.label, d.speaker)
+            })
+            .collect()
+    };
+    let mut rules: Vec<(String, Vec<WindowLabel>)> = vec![
+        ("(i) original: argmax, 0.62, no VAD".into(), original),
         (
-            "(i') default threshold, no VAD, no overlap",
+            "(i') default threshold, no VAD, no overlap".into(),
             with(no_vad.without_overlap()),
         ),
         (
-            "(ii) default threshold + VAD gate",
+            "(ii) default threshold + VAD gate".into(),
             with(defaults.without_overlap()),
         ),
-        ("(iii) + overlap rule (all defaults)", with(defaults)),
+        (
+            "(iii) + old overlap rule (all defaults)".into(),
+            with(defaults),
+        ),
     ];
+    if let Some(p) = old_best {
+        rules.push((
+            format!(
+                "(iii') + old overlap rule at its C2 selection ({:.2} / {:.2})",
+                p.overlap_min, p.overlap_margin
+            ),
+            with(p),
+        ));
+    }
+    rules.push((
+        "(iv) + **pair-aware overlap rule** (label_window_with, all defaults)".into(),
+        with_pair(defaults),
+    ));
+    let pair_rule = rules.len() - 1;
     let conventions: [(&str, Convention); 3] = [
         ("latest centre ≤ t", Convention::LatestCentre),
         ("nearest centre", Convention::NearestCentre),
@@ -828,6 +1173,45 @@ fn run(data: &Path) -> Result<(), String> {
         );
     }
     println!(
+        "\npair-aware overlap grid on sample.wav (label_window_with; threshold and gate at the \
+         defaults, frame → latest centre; enrolled pair cosine {conv_pair:.3}):\n"
+    );
+    println!(
+        "| overlap_balance | overlap_fit | single-speaker frames: overlap | overlapped frames: overlap | non-speech frames: overlap |"
+    );
+    println!("|---|---|---|---|---|");
+    for &(b, f) in &new_grid {
+        let labels = with_pair(DecisionParams {
+            overlap_balance: b,
+            overlap_fit: f,
+            ..defaults
+        });
+        let (mut s_ov, mut o_ov, mut n_ov) = (0, 0, 0);
+        for (i, r) in frame_ref.iter().enumerate() {
+            let t = (i as f64 + 0.5) * FRAME_S;
+            let is_ov = window_for(t, starts.len(), Convention::LatestCentre)
+                .is_some_and(|w| labels[w].0 == Label::Overlap);
+            match r.len() {
+                0 => n_ov += usize::from(is_ov),
+                1 => s_ov += usize::from(is_ov),
+                _ => o_ov += usize::from(is_ov),
+            }
+        }
+        let tag = if (b - defaults.overlap_balance).abs() < 1e-4
+            && (f - defaults.overlap_fit).abs() < 1e-4
+        {
+            " (**default**)"
+        } else {
+            ""
+        };
+        println!(
+            "| {b:.2}{tag} | {f:.2} | {:.1}% | {:.1}% | {:.1}% |",
+            pct(s_ov, n_single),
+            pct(o_ov, n_both),
+            pct(n_ov, n_none)
+        );
+    }
+    println!(
         "\nrule (i) with a frame labelled by the latest window starting ≤ t − offset (offset 0.8 s = \
          latest centre, 1.6 s = latest end):\n"
     );
@@ -869,13 +1253,16 @@ fn run(data: &Path) -> Result<(), String> {
             format!("{:.2}–{:.2}", c[0], c[c.len() - 1])
         }
     );
-    println!("\nper window (voiced = fresh VAD per window; labels of rules (i) and (iii)):\n");
     println!(
-        "| start s | ref speech | ref speakers (frames) | voiced | voiced (stream) | {} | {} | (i) | (iii) |",
+        "\nper window (voiced = fresh VAD per window; balance / fit of the two-speaker fit; labels \
+         of rules (i) and (iv)):\n"
+    );
+    println!(
+        "| start s | ref speech | ref speakers (frames) | voiced | voiced (stream) | {} | {} | balance | fit | (i) | (iv) |",
         names[0],
         names.get(1).map_or("", String::as_str)
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (w, &s) in starts.iter().enumerate() {
         let (a, b) = (
             s as f64 / SR as f64,
@@ -903,8 +1290,15 @@ fn run(data: &Path) -> Result<(), String> {
             }
             _ => l.as_str().to_string(),
         };
+        let fit = match conv_scores[w].as_slice() {
+            &[x, y] => scoring::pair_fit(x.max(y), x.min(y), conv_pair)
+                .map_or(String::from("– | –"), |f| {
+                    format!("{:.2} | {:.3}", f.balance(), f.fit)
+                }),
+            _ => String::from("– | –"),
+        };
         println!(
-            "| {a:.1} | {:.0}% | {} | {:.2} | {:.2} | {:.3} | {} | {} | {} |",
+            "| {a:.1} | {:.0}% | {} | {:.2} | {:.2} | {:.3} | {} | {fit} | {} | {} |",
             100.0 * coverage[w],
             who.join(" "),
             conv_voiced[w],
@@ -914,7 +1308,7 @@ fn run(data: &Path) -> Result<(), String> {
                 .get(1)
                 .map_or(String::new(), |x| format!("{x:.3}")),
             show(rules[0].1[w]),
-            show(rules[3].1[w]),
+            show(rules[pair_rule].1[w]),
         );
     }
     println!(
@@ -923,6 +1317,140 @@ fn run(data: &Path) -> Result<(), String> {
         m.compute.threads()
     );
     Ok(())
+}
+
+/// An overlap rule under test.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// `label_window`: scores only.
+    Scores(DecisionParams),
+    /// `label_window_with`: scores and the enrolled pair's cosine.
+    Pair(DecisionParams),
+}
+
+impl Rule {
+    /// Labels a (speech) window from its scores against the enrolled set.
+    fn label(&self, scores: &[f32], pair: impl Fn(usize, usize) -> f32) -> WindowDecision {
+        match self {
+            Rule::Scores(p) => label_window(scores, 1.0, p),
+            Rule::Pair(p) => label_window_with(scores, pair, 1.0, p),
+        }
+    }
+}
+
+/// Overlap labels on the synthetic windows, pooled over enrolled sets: (n, overlap) pairs.
+#[derive(Debug, Default)]
+struct OverlapCounts {
+    /// Enrolled sets evaluated.
+    sets: usize,
+    /// Per mixture level: (mixtures, labelled overlap, labelled overlap of the right pair).
+    mix: [(usize, usize, usize); 3],
+    single: (usize, usize),
+    cohort: (usize, usize),
+    turn: (usize, usize),
+    /// The highest single-speaker overlap rate (%) of one set, and the set.
+    worst_single: (f64, String),
+}
+
+/// The synthetic windows of sections C / C2 as scores against all enrolled speakers.
+struct Corpus<'a> {
+    /// The enrolled speakers' ids.
+    names: Vec<&'a str>,
+    /// Cosines between the enrolled embeddings.
+    gram: &'a [Vec<f32>],
+    /// (level index, speaker a, speaker b, scores).
+    mixes: Vec<(usize, usize, usize, &'a [f32])>,
+    /// (speaker, scores).
+    singles: Vec<(usize, &'a [f32])>,
+    cohort: Vec<&'a [f32]>,
+    /// (first speaker, second speaker, scores).
+    turns: Vec<(usize, usize, &'a [f32])>,
+}
+
+impl Corpus<'_> {
+    /// Every enrolled set of size `k`, pooled.
+    fn evaluate(&self, rule: &Rule, k: usize) -> OverlapCounts {
+        let mut total = OverlapCounts::default();
+        for set in subsets(self.gram.len(), k) {
+            let c = self.evaluate_set(rule, &set);
+            total.sets += 1;
+            for l in 0..3 {
+                total.mix[l].0 += c.mix[l].0;
+                total.mix[l].1 += c.mix[l].1;
+                total.mix[l].2 += c.mix[l].2;
+            }
+            for (t, x) in [
+                (&mut total.single, c.single),
+                (&mut total.cohort, c.cohort),
+                (&mut total.turn, c.turn),
+            ] {
+                t.0 += x.0;
+                t.1 += x.1;
+            }
+            if c.worst_single.0 > total.worst_single.0 || total.sets == 1 {
+                total.worst_single = c.worst_single;
+            }
+        }
+        total
+    }
+
+    /// One enrolled set (indices into the 6 enrolled speakers, ascending).
+    fn evaluate_set(&self, rule: &Rule, set: &[usize]) -> OverlapCounts {
+        let label = |scores: &[f32]| {
+            let sub: Vec<f32> = set.iter().map(|&k| scores[k]).collect();
+            let d = rule.label(&sub, |i, j| self.gram[set[i]][set[j]]);
+            let pair = [d.speaker, d.second.map(|x| x.0)].map(|i| i.map(|i| set[i]));
+            (d.label == Label::Overlap, pair)
+        };
+        let mut c = OverlapCounts {
+            sets: 1,
+            ..OverlapCounts::default()
+        };
+        for &(l, a, b, s) in &self.mixes {
+            if set.contains(&a) && set.contains(&b) {
+                let (ov, pair) = label(s);
+                c.mix[l].0 += 1;
+                c.mix[l].1 += usize::from(ov);
+                c.mix[l].2 += usize::from(ov && pair.contains(&Some(a)) && pair.contains(&Some(b)));
+            }
+        }
+        for &(spk, s) in &self.singles {
+            if set.contains(&spk) {
+                c.single.0 += 1;
+                c.single.1 += usize::from(label(s).0);
+            }
+        }
+        for &s in &self.cohort {
+            c.cohort.0 += 1;
+            c.cohort.1 += usize::from(label(s).0);
+        }
+        for &(f, sp, s) in &self.turns {
+            if set.contains(&f) && set.contains(&sp) {
+                c.turn.0 += 1;
+                c.turn.1 += usize::from(label(s).0);
+            }
+        }
+        let names: Vec<&str> = set.iter().map(|&k| self.names[k]).collect();
+        c.worst_single = (pct(c.single.1, c.single.0), names.join("+"));
+        c
+    }
+}
+
+/// All subsets of `0..n` of size `k`, each ascending.
+fn subsets(n: usize, k: usize) -> Vec<Vec<usize>> {
+    if k == 0 {
+        return vec![Vec::new()];
+    }
+    if k > n {
+        return Vec::new();
+    }
+    // Those without n − 1, then those with it.
+    let mut out = subsets(n - 1, k);
+    for mut s in subsets(n - 1, k - 1) {
+        s.push(n - 1);
+        out.push(s);
+    }
+    out
 }
 
 /// A window's label and speaker (for `speaker` / `overlap`).
