@@ -1,0 +1,58 @@
+//! Every message Diglett sends over NATS, the subjects they travel on, and the codec.
+//!
+//! Messages are MessagePack maps with **named fields** ([`codec::encode`] uses
+//! `rmp_serde::to_vec_named`), so a newer writer may add fields and an older reader ignores
+//! them. Every message carries `v`, the schema version ([`SCHEMA_VERSION`]); it changes only on
+//! an incompatible change, and readers reject any other value with
+//! [`codec::CodecError::UnsupportedVersion`]. Audio travels as 16 kHz mono little-endian `i16`
+//! bytes (MessagePack `bin`, via `serde_bytes`), never as a list of numbers.
+//!
+//! # Subjects
+//! | subject | pattern | payload |
+//! |---|---|---|
+//! | [`subjects::EMBED`] `diglett.v1.embed` | request/reply, queue group [`subjects::WORKER_QUEUE_GROUP`] | [`EmbedRequest`] → [`EmbedReply`] |
+//! | `<parts_subject>` (a client inbox) | request/reply, worker → client | [`PartRequest`] → [`PcmPart`] |
+//! | [`subjects::windows`] `diglett.v1.windows.<session>` | publish, queue group | [`WindowRequest`] |
+//! | [`subjects::results`] `diglett.v1.results.<session>` | publish | [`WindowResult`] |
+//! | [`subjects::events`] `diglett.v1.events.<session>` | publish | [`SessionEvent`] |
+//!
+//! # Layout
+//! - [`subjects`]: subject names, builders and the queue group.
+//! - [`codec`]: encode/decode with the version check.
+//! - [`pcm`]: 16-bit PCM bytes ⇄ `f32` samples.
+//! - [`embed`]: enrollment request/reply and the chunked-upload messages.
+//! - [`window`]: a window to verify, and its result.
+//! - [`event`]: session and speaker-turn events.
+//! - [`client`]: [`client::embed_request`], the chunked embed client over `async-nats`.
+
+pub mod client;
+pub mod codec;
+pub mod embed;
+pub mod event;
+pub mod pcm;
+pub mod subjects;
+pub mod window;
+
+pub use codec::{CodecError, decode, encode};
+pub use embed::{
+    EmbedError, EmbedOutcome, EmbedReply, EmbedRequest, Enrollment, ErrorKind, PartRequest,
+    PcmPart, Verdict,
+};
+pub use event::{EventKind, SessionEvent};
+pub use window::{
+    DecisionParams, EnrolledSpeaker, Label, Loudness, SpeakerScore, SpeechProbability, Timing,
+    WindowError, WindowRequest, WindowResult,
+};
+
+/// The schema version every message of this crate carries in its `v` field.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Sample rate of all PCM on the bus (Hz): the models' rate.
+pub const SAMPLE_RATE: u32 = 16_000;
+
+/// Samples in one window: 1.6 s at 16 kHz, the speaker encoder's training window (160 mel
+/// frames of 10 ms).
+pub const WINDOW_SAMPLES: usize = 25_600;
+
+/// Length of a speaker embedding (the GE2E encoder's output).
+pub const EMBEDDING_DIM: usize = 256;

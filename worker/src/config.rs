@@ -1,0 +1,358 @@
+//! Configuration from the environment.
+//!
+//! Every variable has an `ENV_*` name and a `DEFAULT_*` value here, and is documented in the
+//! README section. [`Config::from_env`] reads through the [`Env`] trait, so tests pass a map
+//! and never touch the process environment. The binary exits with code 64 (`EX_USAGE`) and one
+//! line naming the variable when a value is invalid.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A source of configuration strings.
+pub trait Env {
+    /// The value of `name`, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsEnv;
+
+impl Env for OsEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<S: std::hash::BuildHasher> Env for HashMap<String, String, S> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+impl<S: std::hash::BuildHasher> Env for HashMap<&str, &str, S> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).map(|s| (*s).to_owned())
+    }
+}
+
+/// NATS server URL(s), comma-separated.
+pub const ENV_NATS_URL: &str = "DIGLETT_NATS_URL";
+/// Default: a local server.
+pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
+/// Threads of the inference pool (the model's `Compute`).
+pub const ENV_COMPUTE_THREADS: &str = "DIGLETT_COMPUTE_THREADS";
+/// Default: 0, meaning one per available CPU.
+pub const DEFAULT_COMPUTE_THREADS: usize = 0;
+
+/// Most windows run through the encoder as one batch.
+pub const ENV_BATCH_SIZE: &str = "DIGLETT_BATCH_SIZE";
+/// Default: 32 — a batch of 32 1.6 s windows amortises weight streaming in the fused
+/// encoder, and at 32 per batch a 2-thread pool is busy with no measurable latency cost.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+
+/// Longest the batcher waits for more windows after the first arrives (ms).
+pub const ENV_BATCH_WAIT_MS: &str = "DIGLETT_BATCH_WAIT_MS";
+/// Default: 3 ms, small against the 1.6 s window and the gateway's hop.
+pub const DEFAULT_BATCH_WAIT_MS: u64 = 3;
+
+/// Windows accepted but not yet published (permits of the window semaphore).
+pub const ENV_MAX_IN_FLIGHT: &str = "DIGLETT_MAX_IN_FLIGHT";
+/// Default: 128 (four full batches).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 128;
+
+/// Enrollments accepted but not yet answered.
+pub const ENV_MAX_EMBEDS_IN_FLIGHT: &str = "DIGLETT_MAX_EMBEDS_IN_FLIGHT";
+/// Default: 4 (each may hold up to `DIGLETT_MAX_ENROLL_SECONDS` of audio).
+pub const DEFAULT_MAX_EMBEDS_IN_FLIGHT: usize = 4;
+
+/// Messages the NATS client buffers per subscription before the server sees a slow consumer.
+pub const ENV_SUBSCRIPTION_CAPACITY: &str = "DIGLETT_SUBSCRIPTION_CAPACITY";
+/// Default: 1024.
+pub const DEFAULT_SUBSCRIPTION_CAPACITY: usize = 1024;
+
+/// Address of the Prometheus `/metrics` endpoint; empty or `off` disables it.
+pub const ENV_METRICS_ADDR: &str = "DIGLETT_METRICS_ADDR";
+/// Default: all interfaces, port 9464 (the conventional Prometheus-exporter port range).
+pub const DEFAULT_METRICS_ADDR: &str = "0.0.0.0:9464";
+
+/// Whether to ensure the `DIGLETT_EVENTS` JetStream stream at start (`true`/`false`).
+pub const ENV_EVENTS_STREAM: &str = "DIGLETT_EVENTS_STREAM";
+/// Default: true.
+pub const DEFAULT_EVENTS_STREAM: bool = true;
+
+/// How long the stream keeps results and events (s).
+pub const ENV_EVENTS_MAX_AGE_SECS: &str = "DIGLETT_EVENTS_MAX_AGE_SECS";
+/// Default: 24 h.
+pub const DEFAULT_EVENTS_MAX_AGE_SECS: u64 = 24 * 3600;
+
+/// Most bytes the stream keeps (oldest dropped first).
+pub const ENV_EVENTS_MAX_BYTES: &str = "DIGLETT_EVENTS_MAX_BYTES";
+/// Default: 1 GiB.
+pub const DEFAULT_EVENTS_MAX_BYTES: u64 = 1 << 30;
+
+/// Longest enrollment recording accepted (s).
+pub const ENV_MAX_ENROLL_SECONDS: &str = "DIGLETT_MAX_ENROLL_SECONDS";
+/// Default: 120 s (twice what the product asks users for, at most).
+pub const DEFAULT_MAX_ENROLL_SECONDS: u64 = 120;
+
+/// Time to wait for each part of a chunked enrollment upload (ms).
+pub const ENV_PART_TIMEOUT_MS: &str = "DIGLETT_PART_TIMEOUT_MS";
+/// Default: 5 s.
+pub const DEFAULT_PART_TIMEOUT_MS: u64 = 5_000;
+
+/// Longest the graceful shutdown may take before the worker gives up on in-flight work (s).
+pub const ENV_SHUTDOWN_TIMEOUT_SECS: &str = "DIGLETT_SHUTDOWN_TIMEOUT_SECS";
+/// Default: 30 s.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+
+/// The worker's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// [`ENV_NATS_URL`].
+    pub nats_url: String,
+    /// [`ENV_COMPUTE_THREADS`], resolved (≥ 1).
+    pub compute_threads: usize,
+    /// [`ENV_BATCH_SIZE`].
+    pub batch_size: usize,
+    /// [`ENV_BATCH_WAIT_MS`].
+    pub batch_wait: Duration,
+    /// [`ENV_MAX_IN_FLIGHT`].
+    pub max_in_flight: usize,
+    /// [`ENV_MAX_EMBEDS_IN_FLIGHT`].
+    pub max_embeds_in_flight: usize,
+    /// [`ENV_SUBSCRIPTION_CAPACITY`].
+    pub subscription_capacity: usize,
+    /// [`ENV_METRICS_ADDR`]; `None` disables the endpoint.
+    pub metrics_addr: Option<SocketAddr>,
+    /// [`ENV_EVENTS_STREAM`].
+    pub events_stream: bool,
+    /// [`ENV_EVENTS_MAX_AGE_SECS`].
+    pub events_max_age: Duration,
+    /// [`ENV_EVENTS_MAX_BYTES`].
+    pub events_max_bytes: u64,
+    /// [`ENV_MAX_ENROLL_SECONDS`].
+    pub max_enroll_seconds: u64,
+    /// [`ENV_PART_TIMEOUT_MS`].
+    pub part_timeout: Duration,
+    /// [`ENV_SHUTDOWN_TIMEOUT_SECS`].
+    pub shutdown_timeout: Duration,
+}
+
+/// A variable has a value the worker cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {var}={value:?}: {expected}")]
+pub struct ConfigError {
+    /// The variable.
+    pub var: &'static str,
+    /// Its value.
+    pub value: String,
+    /// What would have been accepted.
+    pub expected: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_env(&HashMap::<&str, &str>::new())
+            .unwrap_or_else(|e| unreachable!("defaults are valid: {e}"))
+    }
+}
+
+fn int(
+    env: &impl Env,
+    var: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(value) = env.var(var) else {
+        return Ok(default);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(ConfigError {
+            var,
+            value,
+            expected: format!("expected an integer from {min} to {max}"),
+        }),
+    }
+}
+
+impl Config {
+    /// Reads every variable, applying defaults; the first invalid one is the error.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let nats_url = env
+            .var(ENV_NATS_URL)
+            .unwrap_or_else(|| DEFAULT_NATS_URL.to_owned());
+        if nats_url.trim().is_empty() {
+            return Err(ConfigError {
+                var: ENV_NATS_URL,
+                value: nats_url,
+                expected: "expected a NATS URL such as nats://127.0.0.1:4222".into(),
+            });
+        }
+        let threads = int(
+            env,
+            ENV_COMPUTE_THREADS,
+            DEFAULT_COMPUTE_THREADS as u64,
+            0,
+            256,
+        )? as usize;
+        let compute_threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, usize::from)
+        } else {
+            threads
+        };
+        let batch_size = int(env, ENV_BATCH_SIZE, DEFAULT_BATCH_SIZE as u64, 1, 256)? as usize;
+        let batch_wait =
+            Duration::from_millis(int(env, ENV_BATCH_WAIT_MS, DEFAULT_BATCH_WAIT_MS, 0, 1000)?);
+        let max_in_flight = int(
+            env,
+            ENV_MAX_IN_FLIGHT,
+            DEFAULT_MAX_IN_FLIGHT as u64,
+            1,
+            65_536,
+        )? as usize;
+        let max_embeds_in_flight = int(
+            env,
+            ENV_MAX_EMBEDS_IN_FLIGHT,
+            DEFAULT_MAX_EMBEDS_IN_FLIGHT as u64,
+            1,
+            1024,
+        )? as usize;
+        let subscription_capacity = int(
+            env,
+            ENV_SUBSCRIPTION_CAPACITY,
+            DEFAULT_SUBSCRIPTION_CAPACITY as u64,
+            1,
+            1 << 20,
+        )? as usize;
+        let metrics_value = env
+            .var(ENV_METRICS_ADDR)
+            .unwrap_or_else(|| DEFAULT_METRICS_ADDR.to_owned());
+        let metrics_addr = match metrics_value.trim() {
+            "" | "off" => None,
+            v => Some(v.parse::<SocketAddr>().map_err(|_| ConfigError {
+                var: ENV_METRICS_ADDR,
+                value: metrics_value.clone(),
+                expected: "expected host:port such as 0.0.0.0:9464, or off".into(),
+            })?),
+        };
+        let events_stream = match env.var(ENV_EVENTS_STREAM) {
+            None => DEFAULT_EVENTS_STREAM,
+            Some(v) => match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(ConfigError {
+                        var: ENV_EVENTS_STREAM,
+                        value: v,
+                        expected: "expected true or false".into(),
+                    });
+                }
+            },
+        };
+        let events_max_age = Duration::from_secs(int(
+            env,
+            ENV_EVENTS_MAX_AGE_SECS,
+            DEFAULT_EVENTS_MAX_AGE_SECS,
+            1,
+            365 * 24 * 3600,
+        )?);
+        let events_max_bytes = int(
+            env,
+            ENV_EVENTS_MAX_BYTES,
+            DEFAULT_EVENTS_MAX_BYTES,
+            1 << 20,
+            1 << 50,
+        )?;
+        let max_enroll_seconds = int(
+            env,
+            ENV_MAX_ENROLL_SECONDS,
+            DEFAULT_MAX_ENROLL_SECONDS,
+            1,
+            3600,
+        )?;
+        let part_timeout = Duration::from_millis(int(
+            env,
+            ENV_PART_TIMEOUT_MS,
+            DEFAULT_PART_TIMEOUT_MS,
+            1,
+            600_000,
+        )?);
+        let shutdown_timeout = Duration::from_secs(int(
+            env,
+            ENV_SHUTDOWN_TIMEOUT_SECS,
+            DEFAULT_SHUTDOWN_TIMEOUT_SECS,
+            1,
+            3600,
+        )?);
+        Ok(Self {
+            nats_url,
+            compute_threads,
+            batch_size,
+            batch_wait,
+            max_in_flight,
+            max_embeds_in_flight,
+            subscription_capacity,
+            metrics_addr,
+            events_stream,
+            events_max_age,
+            events_max_bytes,
+            max_enroll_seconds,
+            part_timeout,
+            shutdown_timeout,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_env(&HashMap::<&str, &str>::new()).unwrap();
+        assert_eq!(c.nats_url, DEFAULT_NATS_URL);
+        assert!(c.compute_threads >= 1);
+        assert_eq!(c.batch_size, 32);
+        assert_eq!(c.batch_wait, Duration::from_millis(3));
+        assert_eq!(c.metrics_addr, Some("0.0.0.0:9464".parse().unwrap()));
+        assert_eq!(c.events_max_age, Duration::from_secs(86_400));
+        assert!(c.events_stream);
+    }
+
+    #[test]
+    fn values_and_errors() {
+        let env = HashMap::from([
+            (ENV_COMPUTE_THREADS, "2"),
+            (ENV_BATCH_SIZE, "8"),
+            (ENV_METRICS_ADDR, "off"),
+            (ENV_EVENTS_STREAM, "false"),
+        ]);
+        let c = Config::from_env(&env).unwrap();
+        assert_eq!((c.compute_threads, c.batch_size), (2, 8));
+        assert_eq!(c.metrics_addr, None);
+        assert!(!c.events_stream);
+
+        let bad = HashMap::from([(ENV_BATCH_SIZE, "0")]);
+        let e = Config::from_env(&bad).unwrap_err();
+        assert_eq!(e.var, ENV_BATCH_SIZE);
+        assert_eq!(
+            e.to_string(),
+            "invalid DIGLETT_BATCH_SIZE=\"0\": expected an integer from 1 to 256"
+        );
+        for (var, value) in [
+            (ENV_METRICS_ADDR, "nowhere"),
+            (ENV_EVENTS_STREAM, "maybe"),
+            (ENV_BATCH_WAIT_MS, "-1"),
+            (ENV_NATS_URL, " "),
+        ] {
+            let e = Config::from_env(&HashMap::from([(var, value)])).unwrap_err();
+            assert_eq!(e.var, var);
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! The inference side: models, micro-batching, and per-window / per-enrollment processing.
+//!
+//! One dedicated OS thread owns the queue of accepted jobs and runs every job on the model's
+//! [`Compute`] pool, so the async runtime never blocks on inference. Windows that arrive
+//! together are processed as one batch: the VAD runs for all of them in lockstep, and the
+//! windows that pass the VAD gate go through the encoder as one `[batch, 160, 40]` tensor.
+//! Every window's result depends only on that window ([`process_windows`] is tested to give
+//! the same output batched and one by one).
+
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use diglett_model::compute::{Compute, device};
+use diglett_model::encoder::{EMBEDDING_DIM, Encoder, WINDOW_FRAMES};
+use diglett_model::enroll::embed_enrollment;
+use diglett_model::frontend::{MelSpectrogram, N_MELS, NORMALIZE_TARGET_DBFS, normalize_volume};
+use diglett_model::loudness::{self, Loudness};
+use diglett_model::scoring::{self, DecisionParams, VOICED_PROBABILITY, WindowDecision};
+use diglett_model::vad::{self, Vad};
+use rayon::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::metrics::Metrics;
+
+/// Sample rate of everything here (Hz).
+const SAMPLE_RATE: u32 = 16_000;
+
+/// The models, loaded once and shared by every job (immutable, `Send + Sync`).
+#[derive(Debug)]
+pub struct Models {
+    encoder: Encoder,
+    vad: Vad,
+    mel: MelSpectrogram,
+}
+
+/// The models could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The speaker encoder.
+    #[error("speaker encoder: {0}")]
+    Encoder(String),
+    /// The VAD.
+    #[error("VAD: {0}")]
+    Vad(String),
+}
+
+impl Models {
+    /// Loads the pretrained encoder and VAD (weights compiled into the model crate).
+    pub fn load() -> Result<Self, ModelError> {
+        Ok(Self {
+            encoder: Encoder::pretrained().map_err(|e| ModelError::Encoder(e.to_string()))?,
+            vad: Vad::pretrained(&device()).map_err(|e| ModelError::Vad(e.to_string()))?,
+            mel: MelSpectrogram::new(),
+        })
+    }
+}
+
+/// One window to process: 1.6 s of 16 kHz audio and what to score it against.
+#[derive(Debug, Clone)]
+pub struct WindowInput {
+    /// Exactly `WINDOW_SAMPLES` samples, as received (not normalised).
+    pub samples: Vec<f32>,
+    /// Enrolled embeddings, in the request's order.
+    pub speakers: Vec<[f32; EMBEDDING_DIM]>,
+    /// The decision parameters.
+    pub params: DecisionParams,
+    /// When the worker received the window (for queue-wait).
+    pub received: Instant,
+}
+
+/// What [`process_windows`] found for one window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowOutput {
+    /// The label and the chosen speaker.
+    pub decision: WindowDecision,
+    /// Cosine score per enrolled speaker (empty when the VAD gate closed).
+    pub scores: Vec<f32>,
+    /// Mean Silero speech probability.
+    pub speech_mean: f32,
+    /// Fraction of 32 ms chunks at probability ≥ 0.5.
+    pub voiced_fraction: f32,
+    /// Loudness as received.
+    pub loudness: Loudness,
+    /// Seconds the batch took.
+    pub processing: Duration,
+    /// Seconds from receipt to the batch's start.
+    pub queue_wait: Duration,
+    /// Windows in the batch.
+    pub batch_size: usize,
+}
+
+/// Processes a batch of windows. Each window's decision, scores, speech and loudness depend only
+/// on that window; only the timing fields reflect the batch.
+pub fn process_windows(
+    models: &Models,
+    compute: &Compute,
+    jobs: &[WindowInput],
+) -> Vec<WindowOutput> {
+    let started = Instant::now();
+    if jobs.is_empty() {
+        return Vec::new();
+    }
+    // VAD on the audio as received: normalising first would lift near-silence (room noise) to
+    // −30 dBFS and make the VAD fire on it.
+    let raw: Vec<&[f32]> = jobs.iter().map(|j| j.samples.as_slice()).collect();
+    let probs = models.vad.probabilities_many(compute, &raw);
+    let loudness: Vec<Loudness> = compute.install(|| {
+        jobs.par_iter()
+            .map(|j| loudness::measure(&j.samples, SAMPLE_RATE))
+            .collect()
+    });
+    let voiced: Vec<f32> = probs
+        .iter()
+        .map(|p| vad::voiced_fraction(p, VOICED_PROBABILITY))
+        .collect();
+    let gated: Vec<usize> = (0..jobs.len())
+        .filter(|&i| scoring::gate(voiced[i], &jobs[i].params))
+        .collect();
+
+    // Features as enrollment computes them: volume-normalised (increase only) to −30 dBFS, then
+    // the mel spectrogram; 25 600 samples give 161 centred frames, the window is the first 160.
+    let window_len = WINDOW_FRAMES * N_MELS;
+    let mels: Vec<Vec<f32>> = compute.install(|| {
+        gated
+            .par_iter()
+            .map(|&i| {
+                let mut w = jobs[i].samples.clone();
+                normalize_volume(&mut w, NORMALIZE_TARGET_DBFS, true);
+                let mut m = models.mel.compute(&w);
+                m.truncate(window_len);
+                m.resize(window_len, 0.0);
+                m
+            })
+            .collect()
+    });
+    let flat: Vec<f32> = mels.concat();
+    let embeddings = models
+        .encoder
+        .embed_windows(compute, &flat, gated.len())
+        .unwrap_or_else(|e| unreachable!("whole windows by construction: {e}"));
+
+    let mut scores: Vec<Vec<f32>> = vec![Vec::new(); jobs.len()];
+    for (&i, e) in gated.iter().zip(&embeddings) {
+        scores[i] = scoring::score_all(e, &jobs[i].speakers);
+    }
+    let processing = started.elapsed();
+    jobs.iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let p = &probs[i];
+            let speech_mean = if p.is_empty() {
+                0.0
+            } else {
+                p.iter().sum::<f32>() / p.len() as f32
+            };
+            WindowOutput {
+                // The pair-aware overlap rule needs the cosine between enrolled voices; it asks
+                // for at most one pair per window.
+                decision: scoring::label_window_with(
+                    &scores[i],
+                    |a, b| scoring::cosine(&job.speakers[a], &job.speakers[b]),
+                    voiced[i],
+                    &job.params,
+                ),
+                scores: std::mem::take(&mut scores[i]),
+                speech_mean,
+                voiced_fraction: voiced[i],
+                loudness: loudness[i],
+                processing,
+                queue_wait: started.saturating_duration_since(job.received),
+                batch_size: jobs.len(),
+            }
+        })
+        .collect()
+}
+
+/// What [`process_enrollment`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollmentOutput {
+    /// The embedding, `None` without speech.
+    pub embedding: Option<[f32; EMBEDDING_DIM]>,
+    /// Seconds of speech kept after trimming.
+    pub speech_seconds: f32,
+    /// Seconds received.
+    pub duration_seconds: f32,
+    /// Loudness as received.
+    pub loudness: Loudness,
+    /// Share of samples at full scale.
+    pub clipped_fraction: f32,
+    /// Time in the inference thread.
+    pub processing: Duration,
+}
+
+/// A sample at or beyond ±32767/32768 is at full scale (the largest positive `i16`).
+const FULL_SCALE: f32 = 32767.0 / 32768.0;
+
+/// Embeds enrollment audio the way `diglett_model::enroll` does, plus loudness and clipping.
+pub fn process_enrollment(models: &Models, compute: &Compute, samples: &[f32]) -> EnrollmentOutput {
+    let started = Instant::now();
+    let loudness = loudness::measure(samples, SAMPLE_RATE);
+    let clipped = samples.iter().filter(|x| x.abs() >= FULL_SCALE).count();
+    let (pre, embedding) = embed_enrollment(&models.encoder, &models.vad, compute, samples);
+    EnrollmentOutput {
+        embedding: embedding.map(|e| e.embedding),
+        speech_seconds: pre.speech_seconds,
+        duration_seconds: samples.len() as f32 / SAMPLE_RATE as f32,
+        loudness,
+        clipped_fraction: if samples.is_empty() {
+            0.0
+        } else {
+            clipped as f32 / samples.len() as f32
+        },
+        processing: started.elapsed(),
+    }
+}
+
+/// A job for the inference thread.
+#[derive(Debug)]
+enum Job {
+    Window(WindowInput, oneshot::Sender<WindowOutput>),
+    Enroll(Vec<f32>, oneshot::Sender<EnrollmentOutput>),
+}
+
+/// The inference thread is gone (only after shutdown) or its queue is full (a bug: the
+/// semaphores keep it below capacity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the inference engine is not accepting work")]
+pub struct EngineUnavailable;
+
+/// Handle to the inference thread. Cloning shares it; the thread exits when every handle is
+/// dropped and its queue is empty.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    tx: SyncSender<Job>,
+}
+
+/// Settings of the batcher.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSettings {
+    /// Most windows per batch.
+    pub max_batch: usize,
+    /// Longest wait for more windows once one is queued.
+    pub max_wait: Duration,
+    /// Queue capacity (≥ the permits handed out for windows and enrollments together).
+    pub capacity: usize,
+}
+
+impl Engine {
+    /// Starts the inference thread.
+    pub fn start(
+        models: Arc<Models>,
+        compute: Compute,
+        settings: BatchSettings,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(settings.capacity.max(1));
+        let handle = std::thread::Builder::new()
+            .name("diglett-inference".into())
+            .spawn(move || inference_loop(&models, &compute, settings, &metrics, &rx))?;
+        Ok((Self { tx }, handle))
+    }
+
+    /// Queues a window; the receiver yields its output.
+    pub fn window(
+        &self,
+        input: WindowInput,
+    ) -> Result<oneshot::Receiver<WindowOutput>, EngineUnavailable> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::Window(input, tx))?;
+        Ok(rx)
+    }
+
+    /// Queues an enrollment.
+    pub fn enroll(
+        &self,
+        samples: Vec<f32>,
+    ) -> Result<oneshot::Receiver<EnrollmentOutput>, EngineUnavailable> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::Enroll(samples, tx))?;
+        Ok(rx)
+    }
+
+    fn send(&self, job: Job) -> Result<(), EngineUnavailable> {
+        self.tx.try_send(job).map_err(|e| {
+            if matches!(e, TrySendError::Full(_)) {
+                tracing::error!("inference queue full despite the semaphores");
+            }
+            EngineUnavailable
+        })
+    }
+}
+
+fn inference_loop(
+    models: &Models,
+    compute: &Compute,
+    settings: BatchSettings,
+    metrics: &Metrics,
+    rx: &Receiver<Job>,
+) {
+    let mut pending: Option<Job> = None;
+    loop {
+        let job = match pending.take() {
+            Some(job) => job,
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
+        match job {
+            Job::Enroll(samples, reply) => {
+                let out = process_enrollment(models, compute, &samples);
+                metrics
+                    .embed_inference_seconds
+                    .observe(out.processing.as_secs_f64());
+                // The requester may have given up; nothing to do then.
+                let _ = reply.send(out);
+            }
+            Job::Window(first, reply) => {
+                let mut inputs = vec![first];
+                let mut replies = vec![reply];
+                let deadline = Instant::now() + settings.max_wait;
+                while inputs.len() < settings.max_batch {
+                    let next = match rx.try_recv() {
+                        Ok(job) => Some(job),
+                        Err(_) => {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            if left.is_zero() {
+                                None
+                            } else {
+                                rx.recv_timeout(left).ok()
+                            }
+                        }
+                    };
+                    match next {
+                        Some(Job::Window(input, reply)) => {
+                            inputs.push(input);
+                            replies.push(reply);
+                        }
+                        Some(enroll) => {
+                            // Run the batch first; the enrollment is next.
+                            pending = Some(enroll);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                let outputs = process_windows(models, compute, &inputs);
+                metrics.batch_size.observe(inputs.len() as f64);
+                if let Some(o) = outputs.first() {
+                    metrics
+                        .window_inference_seconds
+                        .observe(o.processing.as_secs_f64());
+                }
+                for (out, reply) in outputs.into_iter().zip(replies) {
+                    metrics
+                        .queue_wait_seconds
+                        .observe(out.queue_wait.as_secs_f64());
+                    let _ = reply.send(out);
+                }
+            }
+        }
+    }
+}

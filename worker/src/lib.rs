@@ -1,0 +1,35 @@
+//! Diglett's inference worker: enrollment embeddings and window verification over NATS.
+//!
+//! [`run`] queue-subscribes (group `diglett-workers`) to `diglett.v1.embed` and
+//! `diglett.v1.windows.*`, runs the models on a dedicated inference thread with its own
+//! compute pool, and publishes to `diglett.v1.results.<session>`. The binary (`main.rs`) only
+//! reads the configuration, installs logging and the signal handler, connects, and calls
+//! [`run`].
+//!
+//! Backpressure: every accepted message holds a semaphore permit until its reply or result is
+//! published; with no permit free, the worker stops pulling from its subscriptions (whose
+//! buffers are bounded by the client's subscription capacity), so nothing queues without limit.
+//!
+//! Shutdown: when the shutdown future resolves, both subscriptions are drained (the server
+//! stops sending, buffered messages are still handled), every accepted message is finished and
+//! published, the connection is flushed, and [`run`] returns — all within
+//! [`Config::shutdown_timeout`].
+//!
+//! # Layout
+//! - [`config`]: the environment variables.
+//! - [`engine`]: models, the inference thread, micro-batching, per-window processing.
+//! - [`service`]: subscriptions, message validation, replies and results.
+//! - [`metrics`]: Prometheus metrics and the `/metrics` endpoint.
+//! - [`stream`]: the `DIGLETT_EVENTS` JetStream stream.
+//! - [`testing`]: a `nats-server` process for tests, examples and benchmarks.
+
+pub mod config;
+pub mod engine;
+pub mod metrics;
+pub mod service;
+pub mod stream;
+pub mod testing;
+
+pub use config::{Config, ConfigError, Env, OsEnv};
+pub use engine::Models;
+pub use service::{Ready, RunError, RunOptions, round_trip, run, run_with};
