@@ -6,7 +6,7 @@ use async_nats::{Client, Request};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::embed::{EmbedReply, EmbedRequest, PartRequest, PcmPart};
+use crate::embed::{EmbedReply, EmbedRequest, MIN_PART_BYTES, PartRequest, PcmPart, unix_ms_now};
 use crate::{SAMPLE_RATE, SCHEMA_VERSION, codec, subjects};
 
 /// Room left in every part for the message's other fields and MessagePack framing; generous,
@@ -20,7 +20,8 @@ pub const DEFAULT_EMBED_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, Copy)]
 pub struct EmbedOptions {
     /// Largest PCM part in bytes; `None`: the server's `max_payload` − [`PART_HEADROOM`].
-    /// Never more than that, whatever is set here (tests set it smaller to force many parts).
+    /// Never more than that, nor less than [`MIN_PART_BYTES`], whatever is set here (tests set
+    /// it smaller to force many parts).
     pub part_bytes: Option<usize>,
     /// Time to wait for the reply.
     pub timeout: Duration,
@@ -97,7 +98,10 @@ pub async fn embed_request_with(
     if limit < 2 {
         return Err(EmbedClientError::PayloadTooSmall(max_payload));
     }
-    let part = opts.part_bytes.map_or(limit, |p| p.min(limit) & !1).max(2);
+    let part = opts
+        .part_bytes
+        .map_or(limit, |p| p.max(MIN_PART_BYTES).min(limit) & !1)
+        .max(2);
     let pcm = Bytes::copy_from_slice(pcm);
     let parts: Vec<Bytes> = if pcm.is_empty() {
         vec![Bytes::new()]
@@ -160,6 +164,10 @@ pub async fn embed_request_with(
         parts: parts.len() as u32,
         parts_subject,
         pcm: parts[0].to_vec(),
+        expires_at_unix_ms: Some(
+            unix_ms_now()
+                .saturating_add(u64::try_from(opts.timeout.as_millis()).unwrap_or(u64::MAX)),
+        ),
     };
     let payload = codec::encode(&request)?;
     let reply = client

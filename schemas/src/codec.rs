@@ -33,14 +33,25 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, CodecError> {
     rmp_serde::to_vec_named(msg).map_err(|e| CodecError::Encode(e.to_string()))
 }
 
+/// Deepest nesting of arrays and maps a message may have. Ours nest 3 deep (a window request's
+/// speakers' embeddings); unknown fields from a newer writer get room to grow, but a hostile
+/// `[[[[…]]]]` cannot recurse through the decoder (rmp-serde's default limit is 1024, whose
+/// recursion is a sizeable share of a 2 MiB task stack).
+pub const MAX_DEPTH: usize = 32;
+
+fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_DEPTH);
+    T::deserialize(&mut de).map_err(|e| CodecError::Malformed(e.to_string()))
+}
+
 /// Decodes a message, checking its `v` first. Unknown fields are ignored.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let probe: VersionProbe =
-        rmp_serde::from_slice(bytes).map_err(|e| CodecError::Malformed(e.to_string()))?;
+    let probe: VersionProbe = from_slice(bytes)?;
     if probe.v != Some(SCHEMA_VERSION) {
         return Err(CodecError::UnsupportedVersion { found: probe.v });
     }
-    rmp_serde::from_slice(bytes).map_err(|e| CodecError::Malformed(e.to_string()))
+    from_slice(bytes)
 }
 
 /// `serde(default)` helper: the current schema version.
@@ -114,5 +125,31 @@ pub(crate) mod tests {
             Err(CodecError::Malformed(_))
         ));
         assert!(matches!(decode::<Tiny>(b""), Err(CodecError::Malformed(_))));
+    }
+
+    /// `Tiny` with an unknown field of `depth` nested arrays, written by hand (a nested
+    /// `rmpv::Value` would itself recurse that deep to encode and drop).
+    fn nested(depth: usize) -> Vec<u8> {
+        let mut bytes = encode(&Tiny { v: 1, x: 3 }).unwrap();
+        assert_eq!(bytes[0], 0x82, "a fixmap of 2");
+        bytes[0] = 0x83;
+        bytes.extend_from_slice(&[0xa4, b'd', b'e', b'e', b'p']);
+        bytes.extend(std::iter::repeat_n(0x91, depth)); // fixarray of 1
+        bytes.push(0xc0); // nil
+        bytes
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        assert_eq!(decode::<Tiny>(&nested(20)).unwrap(), Tiny { v: 1, x: 3 });
+        for depth in [MAX_DEPTH, 100_000] {
+            assert!(
+                matches!(
+                    decode::<Tiny>(&nested(depth)),
+                    Err(CodecError::Malformed(_))
+                ),
+                "{depth}"
+            );
+        }
     }
 }

@@ -4,9 +4,11 @@
 //! A NATS message may not exceed the server's `max_payload` (1 MiB by default; the client sees
 //! the server's value in `server_info()`), but 60 s of 16 kHz `i16` PCM is 1.92 MB. So:
 //!
-//! 1. The client splits the PCM into `parts` pieces of at most `max_payload − 64 KiB` (even
-//!    byte counts). It subscribes to a fresh inbox, the *parts subject*, and answers each
-//!    [`PartRequest`] there with the requested [`PcmPart`].
+//! 1. The client splits the PCM into `parts` pieces of at most `max_payload − 64 KiB` and, but
+//!    for the last, at least [`MIN_PART_BYTES`] (every part even and non-empty). It subscribes
+//!    to a fresh inbox under `_INBOX.`, the *parts subject*
+//!    ([`crate::subjects::is_valid_parts_subject`]), and answers each [`PartRequest`] there
+//!    with the requested [`PcmPart`].
 //! 2. It sends one [`EmbedRequest`] to `diglett.v1.embed` carrying part 0, `parts`,
 //!    `total_samples` and the parts subject.
 //! 3. The one worker that the queue group chose *pulls* parts 1.. in order by requesting them
@@ -14,7 +16,9 @@
 //!    every length, and replies to the original request with an [`EmbedReply`].
 //!
 //! Audio that fits in one message is a plain request/reply (`parts` = 1, no parts subject).
-//! If the client goes away, the worker's part request times out and the work is dropped; if
+//! The worker gives up (`part_timeout`) when one part does not come within its part timeout
+//! or all of them not within its overall deadline. If the client goes away, the worker's part
+//! request times out and the work is dropped; if
 //! the worker goes away, the client's request times out. [`crate::client::embed_request`] does
 //! the client side.
 
@@ -22,6 +26,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::current_version;
 use crate::window::Loudness;
+
+/// Smallest part of a chunked upload but the last (bytes): the worker rejects `parts` above
+/// `ceil(total bytes / MIN_PART_BYTES)`, so a client cannot make it do a round trip per sample.
+pub const MIN_PART_BYTES: usize = 4096;
 
 /// Asks for an enrollment embedding. Sent to [`crate::subjects::EMBED`] as a request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +54,18 @@ pub struct EmbedRequest {
     /// Part 0: 16 kHz mono little-endian `i16`.
     #[serde(with = "serde_bytes")]
     pub pcm: Vec<u8>,
+    /// When the client stops waiting for the reply (Unix time in ms, by the client's clock).
+    /// A worker that takes the request later than this (plus a clock-skew allowance) answers
+    /// `part_timeout` without fetching parts or running inference. `None`: no expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_unix_ms: Option<u64>,
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock (0 if the clock is before 1970).
+pub fn unix_ms_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Worker → client on the parts subject: "send me part `index`".
@@ -234,6 +254,7 @@ mod tests {
             parts: 1,
             parts_subject: None,
             pcm: vec![1, 0, 2, 0, 255, 255],
+            expires_at_unix_ms: Some(1_700_000_000_000),
         }
     }
 

@@ -11,7 +11,7 @@
 //! | subject | pattern | payload |
 //! |---|---|---|
 //! | [`subjects::EMBED`] `diglett.v1.embed` | request/reply, queue group [`subjects::WORKER_QUEUE_GROUP`] | [`EmbedRequest`] → [`EmbedReply`] |
-//! | `<parts_subject>` (a client inbox) | request/reply, worker → client | [`PartRequest`] → [`PcmPart`] |
+//! | `<parts_subject>` (a client inbox, [`subjects::is_valid_parts_subject`]) | request/reply, worker → client | [`PartRequest`] → [`PcmPart`] |
 //! | [`subjects::windows`] `diglett.v1.windows.<session>` | publish, queue group | [`WindowRequest`] |
 //! | [`subjects::results`] `diglett.v1.results.<session>` | publish | [`WindowResult`] |
 //! | [`subjects::events`] `diglett.v1.events.<session>` | publish | [`SessionEvent`] |
@@ -35,8 +35,8 @@ pub mod window;
 
 pub use codec::{CodecError, decode, encode};
 pub use embed::{
-    EmbedError, EmbedOutcome, EmbedReply, EmbedRequest, Enrollment, ErrorKind, PartRequest,
-    PcmPart, Verdict,
+    EmbedError, EmbedOutcome, EmbedReply, EmbedRequest, Enrollment, ErrorKind, MIN_PART_BYTES,
+    PartRequest, PcmPart, Verdict,
 };
 pub use event::{EventKind, SessionEvent};
 pub use window::{

@@ -69,6 +69,27 @@ pub fn events(session: &str) -> Result<String, InvalidSession> {
     Ok(format!("{EVENTS_PREFIX}.{session}"))
 }
 
+/// Prefix of NATS client inboxes (`Client::new_inbox`), the only place a chunked upload's
+/// parts subject may be.
+pub const INBOX_PREFIX: &str = "_INBOX.";
+
+/// Longest accepted parts subject (bytes); an async-nats inbox plus `.parts` is about 36.
+pub const MAX_PARTS_SUBJECT_LEN: usize = 256;
+
+/// Whether a worker may send [`crate::PartRequest`]s to `subject`: a literal subject (no `*`
+/// or `>`) under [`INBOX_PREFIX`], of printable ASCII without empty tokens, at most
+/// [`MAX_PARTS_SUBJECT_LEN`] bytes. Anything else would let a client make the worker publish
+/// on another service's subject.
+pub fn is_valid_parts_subject(subject: &str) -> bool {
+    subject.len() <= MAX_PARTS_SUBJECT_LEN
+        && subject
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'*' && b != b'>')
+        && subject
+            .strip_prefix(INBOX_PREFIX)
+            .is_some_and(|rest| !rest.is_empty() && rest.split('.').all(|t| !t.is_empty()))
+}
+
 /// The session token of a `diglett.v1.windows.<session>` subject, if it is one.
 pub fn session_of_window_subject(subject: &str) -> Option<&str> {
     subject
@@ -96,5 +117,30 @@ mod tests {
         );
         assert_eq!(session_of_window_subject("diglett.v1.windowsX.s"), None);
         assert_eq!(session_of_window_subject("diglett.v1.results.s"), None);
+    }
+
+    #[test]
+    fn parts_subjects() {
+        assert!(is_valid_parts_subject("_INBOX.abc123.parts"));
+        assert!(is_valid_parts_subject("_INBOX.x"));
+        let long = format!("_INBOX.{}", "x".repeat(MAX_PARTS_SUBJECT_LEN));
+        for bad in [
+            "",
+            "_INBOX.",
+            "_INBOX",
+            "_INBOX..x",
+            "_INBOX.x.",
+            "_INBOX.*",
+            "_INBOX.>",
+            "_INBOX.a*b",
+            "_INBOX.a b",
+            "_INBOX.a\tb",
+            "diglett.v1.results.victim",
+            "$JS.API.STREAM.DELETE.DIGLETT_EVENTS",
+            "x._INBOX.y",
+            &long,
+        ] {
+            assert!(!is_valid_parts_subject(bad), "{bad:?}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// A source of configuration strings.
@@ -103,6 +104,13 @@ pub const ENV_PART_TIMEOUT_MS: &str = "DIGLETT_PART_TIMEOUT_MS";
 /// Default: 5 s.
 pub const DEFAULT_PART_TIMEOUT_MS: u64 = 5_000;
 
+/// Longest a chunked enrollment may take to fetch all its parts, and longest an enrollment
+/// request may wait in the worker before it is taken (ms).
+pub const ENV_EMBED_DEADLINE_MS: &str = "DIGLETT_EMBED_DEADLINE_MS";
+/// Default: 30 s, the client's default reply timeout
+/// (`diglett_schemas::client::DEFAULT_EMBED_TIMEOUT`): past it nobody waits for the reply.
+pub const DEFAULT_EMBED_DEADLINE_MS: u64 = 30_000;
+
 /// Longest the graceful shutdown may take before the worker gives up on in-flight work (s).
 pub const ENV_SHUTDOWN_TIMEOUT_SECS: &str = "DIGLETT_SHUTDOWN_TIMEOUT_SECS";
 /// Default: 30 s.
@@ -137,6 +145,8 @@ pub struct Config {
     pub max_enroll_seconds: u64,
     /// [`ENV_PART_TIMEOUT_MS`].
     pub part_timeout: Duration,
+    /// [`ENV_EMBED_DEADLINE_MS`].
+    pub embed_deadline: Duration,
     /// [`ENV_SHUTDOWN_TIMEOUT_SECS`].
     pub shutdown_timeout: Duration,
 }
@@ -181,16 +191,31 @@ fn int(
 }
 
 impl Config {
+    /// The servers of [`Config::nats_url`], for `ConnectOptions::connect` (which would read a
+    /// plain string with commas as one URL). Validated by [`Config::from_env`].
+    pub fn nats_servers(&self) -> Vec<async_nats::ServerAddr> {
+        self.nats_url
+            .split(',')
+            .filter_map(|u| async_nats::ServerAddr::from_str(u.trim()).ok())
+            .collect()
+    }
+
     /// Reads every variable, applying defaults; the first invalid one is the error.
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
         let nats_url = env
             .var(ENV_NATS_URL)
             .unwrap_or_else(|| DEFAULT_NATS_URL.to_owned());
-        if nats_url.trim().is_empty() {
+        // Checked here, because the binary retries connection failures forever and a URL that
+        // cannot parse would never succeed.
+        if nats_url.trim().is_empty()
+            || nats_url
+                .split(',')
+                .any(|u| u.trim().is_empty() || async_nats::ServerAddr::from_str(u.trim()).is_err())
+        {
             return Err(ConfigError {
                 var: ENV_NATS_URL,
                 value: nats_url,
-                expected: "expected a NATS URL such as nats://127.0.0.1:4222".into(),
+                expected: "expected comma-separated NATS URLs such as nats://127.0.0.1:4222".into(),
             });
         }
         let threads = int(
@@ -282,6 +307,13 @@ impl Config {
             1,
             600_000,
         )?);
+        let embed_deadline = Duration::from_millis(int(
+            env,
+            ENV_EMBED_DEADLINE_MS,
+            DEFAULT_EMBED_DEADLINE_MS,
+            1,
+            3_600_000,
+        )?);
         let shutdown_timeout = Duration::from_secs(int(
             env,
             ENV_SHUTDOWN_TIMEOUT_SECS,
@@ -303,6 +335,7 @@ impl Config {
             events_max_bytes,
             max_enroll_seconds,
             part_timeout,
+            embed_deadline,
             shutdown_timeout,
         })
     }
@@ -323,6 +356,18 @@ mod tests {
         assert_eq!(c.metrics_addr, Some("0.0.0.0:9464".parse().unwrap()));
         assert_eq!(c.events_max_age, Duration::from_secs(86_400));
         assert!(c.events_stream);
+        assert_eq!(c.embed_deadline, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn several_nats_urls() {
+        let env = HashMap::from([(
+            ENV_NATS_URL,
+            "nats://10.0.0.1:4222, tls://nats.example:4443,127.0.0.1",
+        )]);
+        let c = Config::from_env(&env).unwrap();
+        let ports: Vec<u16> = c.nats_servers().iter().map(|s| s.port()).collect();
+        assert_eq!(ports, [4222, 4443, 4222]);
     }
 
     #[test]
@@ -350,6 +395,11 @@ mod tests {
             (ENV_EVENTS_STREAM, "maybe"),
             (ENV_BATCH_WAIT_MS, "-1"),
             (ENV_NATS_URL, " "),
+            (ENV_NATS_URL, "nats://[bad"),
+            (ENV_NATS_URL, "not a url at all"),
+            (ENV_NATS_URL, "nats://127.0.0.1:4222,"),
+            (ENV_NATS_URL, "nats://127.0.0.1:99999"),
+            (ENV_EMBED_DEADLINE_MS, "0"),
         ] {
             let e = Config::from_env(&HashMap::from([(var, value)])).unwrap_err();
             assert_eq!(e.var, var);

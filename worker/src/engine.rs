@@ -7,6 +7,7 @@
 //! Every window's result depends only on that window ([`process_windows`] is tested to give
 //! the same output batched and one by one).
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
@@ -246,6 +247,18 @@ pub struct BatchSettings {
     pub capacity: usize,
 }
 
+/// Resolves when the inference thread has ended, normally (every [`Engine`] dropped) or not.
+#[derive(Debug)]
+pub struct EngineExit(oneshot::Receiver<()>);
+
+impl EngineExit {
+    /// Waits for the inference thread to end.
+    pub async fn wait(&mut self) {
+        // The sender is never used: it is dropped when the thread ends, even by unwinding.
+        let _ = (&mut self.0).await;
+    }
+}
+
 impl Engine {
     /// Starts the inference thread.
     pub fn start(
@@ -253,12 +266,16 @@ impl Engine {
         compute: Compute,
         settings: BatchSettings,
         metrics: Arc<Metrics>,
-    ) -> std::io::Result<(Self, std::thread::JoinHandle<()>)> {
+    ) -> std::io::Result<(Self, EngineExit)> {
         let (tx, rx) = std::sync::mpsc::sync_channel(settings.capacity.max(1));
-        let handle = std::thread::Builder::new()
+        let (exit_tx, exit_rx) = oneshot::channel::<()>();
+        std::thread::Builder::new()
             .name("diglett-inference".into())
-            .spawn(move || inference_loop(&models, &compute, settings, &metrics, &rx))?;
-        Ok((Self { tx }, handle))
+            .spawn(move || {
+                let _exit = exit_tx;
+                inference_loop(&models, &compute, settings, &metrics, &rx);
+            })?;
+        Ok((Self { tx }, EngineExit(exit_rx)))
     }
 
     /// Queues a window; the receiver yields its output.
@@ -291,6 +308,27 @@ impl Engine {
     }
 }
 
+/// `kind` label of `diglett_worker_errors_total` for a job whose inference panicked.
+pub const INFERENCE_PANIC: &str = "inference_panic";
+
+/// Runs one job's inference, turning a panic into `None` (logged, and counted as
+/// [`INFERENCE_PANIC`]) so that the inference thread survives it.
+fn guarded<T>(metrics: &Metrics, what: &str, job: impl FnOnce() -> T) -> Option<T> {
+    match catch_unwind(AssertUnwindSafe(job)) {
+        Ok(out) => Some(out),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(job = what, panic = %message, "inference panicked; the job fails");
+            metrics.error(INFERENCE_PANIC);
+            None
+        }
+    }
+}
+
 fn inference_loop(
     models: &Models,
     compute: &Compute,
@@ -309,7 +347,14 @@ fn inference_loop(
         };
         match job {
             Job::Enroll(samples, reply) => {
-                let out = process_enrollment(models, compute, &samples);
+                // A panic fails this job only (its reply is dropped: the handler answers
+                // `internal`); the thread and the other jobs carry on. The models are
+                // immutable, so nothing is left half-updated.
+                let Some(out) = guarded(metrics, "enrollment", || {
+                    process_enrollment(models, compute, &samples)
+                }) else {
+                    continue;
+                };
                 metrics
                     .embed_inference_seconds
                     .observe(out.processing.as_secs_f64());
@@ -345,7 +390,13 @@ fn inference_loop(
                         None => break,
                     }
                 }
-                let outputs = process_windows(models, compute, &inputs);
+                // On a panic the whole batch fails (`internal`), not only the window at fault:
+                // the batch shares one encoder run.
+                let Some(outputs) = guarded(metrics, "window batch", || {
+                    process_windows(models, compute, &inputs)
+                }) else {
+                    continue;
+                };
                 metrics.batch_size.observe(inputs.len() as f64);
                 if let Some(o) = outputs.first() {
                     metrics
@@ -360,5 +411,26 @@ fn inference_loop(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_job_fails_alone() {
+        let metrics = Metrics::new();
+        assert_eq!(guarded(&metrics, "ok", || 7), Some(7));
+        let r: Option<()> = guarded(&metrics, "boom", || panic!("boom"));
+        assert_eq!(r, None);
+        assert_eq!(guarded(&metrics, "after", || 8), Some(8));
+        assert!(
+            metrics
+                .render()
+                .contains("diglett_worker_errors_total{kind=\"inference_panic\"} 1"),
+            "{}",
+            metrics.render()
+        );
     }
 }

@@ -8,7 +8,9 @@
 //!
 //! Backpressure: every accepted message holds a semaphore permit until its reply or result is
 //! published; with no permit free, the worker stops pulling from its subscriptions (whose
-//! buffers are bounded by the client's subscription capacity), so nothing queues without limit.
+//! buffers are bounded by the client's subscription capacity, set from the configuration by
+//! [`connect_options`]), so nothing queues without limit. A chunked enrollment holds its permit
+//! for at most [`Config::embed_deadline`] while it fetches parts.
 //!
 //! Shutdown: when the shutdown future resolves, both subscriptions are drained (the server
 //! stops sending, buffered messages are still handled), every accepted message is finished and
@@ -33,3 +35,14 @@ pub mod testing;
 pub use config::{Config, ConfigError, Env, OsEnv};
 pub use engine::Models;
 pub use service::{Ready, RunError, RunOptions, round_trip, run, run_with};
+
+/// The options the worker's NATS client needs: its name, reconnecting forever (async-nats then
+/// re-subscribes by itself), and [`Config::subscription_capacity`] as the per-subscription
+/// buffer. [`run`] cannot change the capacity of a client it is given, so build that client
+/// from these options (the binary and the tests do).
+pub fn connect_options(config: &Config) -> async_nats::ConnectOptions {
+    async_nats::ConnectOptions::new()
+        .name("diglett-worker")
+        .max_reconnects(None)
+        .subscription_capacity(config.subscription_capacity)
+}

@@ -9,9 +9,9 @@ use diglett_model::compute::{Compute, ComputeError};
 use diglett_model::scoring::{self, Label as ModelLabel};
 use diglett_schemas::{
     self as schemas, EMBEDDING_DIM, EmbedError, EmbedOutcome, EmbedReply, EmbedRequest, Enrollment,
-    ErrorKind, Label, PartRequest, PcmPart, SAMPLE_RATE, SCHEMA_VERSION, SpeakerScore,
-    SpeechProbability, Timing, Verdict, WINDOW_SAMPLES, WindowError, WindowRequest, WindowResult,
-    codec, pcm, subjects,
+    ErrorKind, Label, MIN_PART_BYTES, PartRequest, PcmPart, SAMPLE_RATE, SCHEMA_VERSION,
+    SpeakerScore, SpeechProbability, Timing, Verdict, WINDOW_SAMPLES, WindowError, WindowRequest,
+    WindowResult, codec, pcm, subjects,
 };
 use futures_util::StreamExt;
 use tokio::sync::{Semaphore, oneshot, watch};
@@ -38,6 +38,13 @@ pub const MAX_CLIPPED_FRACTION: f32 = 0.01;
 /// ordinary close-microphone speech, where the noise floor starts to dominate after the
 /// front end's gain to −30 dBFS.
 pub const MIN_ENROLL_DBFS: f32 = -50.0;
+
+/// Allowance for the client's clock being behind the worker's when checking
+/// [`EmbedRequest::expires_at_unix_ms`] (ms): NTP keeps hosts well within this.
+pub const CLOCK_SKEW_MS: u64 = 2_000;
+/// `kind` label of `diglett_worker_errors_total` for enrollments dropped because their client
+/// had stopped waiting (also counted as `part_timeout`, the kind of their reply).
+pub const EXPIRED: &str = "expired";
 
 /// Extra, test-facing inputs of [`run_with`].
 #[derive(Debug, Default)]
@@ -76,9 +83,21 @@ pub enum RunError {
     /// Subscribing failed.
     #[error("NATS: {0}")]
     Nats(String),
+    /// The inference thread ended while the worker was running (a panic outside any job): the
+    /// worker drained and stopped, so that a supervisor restarts the process rather than it
+    /// answering `internal` forever from inside the queue group.
+    #[error("the inference thread died")]
+    EngineDied,
 }
 
 /// Runs the worker until `shutdown` resolves, then drains (see the crate docs).
+///
+/// The subscriptions' buffers are bounded by the client's subscription capacity, which `run`
+/// cannot change: build `client` with [`crate::connect_options`] so that
+/// [`Config::subscription_capacity`] applies.
+///
+/// # Errors
+/// Setup failures, and [`RunError::EngineDied`] if the inference thread ends while running.
 pub async fn run(
     client: Client,
     config: Config,
@@ -141,7 +160,7 @@ pub async fn run_with(
         tracing::info!(stream = %info.config.name, max_age = ?info.config.max_age, "events stream ready");
     }
 
-    let (engine, _engine_thread) = Engine::start(
+    let (engine, mut engine_exit) = Engine::start(
         models,
         compute,
         BatchSettings {
@@ -200,7 +219,13 @@ pub async fn run_with(
         let _ = ready.send(Ready { metrics_addr });
     }
 
-    shutdown.await;
+    let engine_died = tokio::select! {
+        () = shutdown => false,
+        () = engine_exit.wait() => true,
+    };
+    if engine_died {
+        tracing::error!("the inference thread died; stopping");
+    }
     tracing::info!("shutting down: draining subscriptions");
     stop_tx.send_replace(true);
     let drained = tokio::time::timeout(config.shutdown_timeout, async {
@@ -216,6 +241,9 @@ pub async fn run_with(
     }
     if let Some(task) = metrics_task {
         let _ = tokio::time::timeout(config.shutdown_timeout, task).await;
+    }
+    if engine_died {
+        return Err(RunError::EngineDied);
     }
     Ok(())
 }
@@ -310,12 +338,30 @@ struct Rejected {
     message: String,
 }
 
+/// Longest error message put in a reply or result (bytes): messages may quote what the sender
+/// sent (a decoder's "unknown variant …", a session id), and a reply must stay far below
+/// `max_payload`.
+pub const MAX_MESSAGE_BYTES: usize = 512;
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 impl Rejected {
     fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
+        let mut message = message.into();
+        if message.len() > MAX_MESSAGE_BYTES {
+            message = format!("{}…", clip(&message, MAX_MESSAGE_BYTES));
         }
+        Self { kind, message }
     }
 }
 
@@ -346,7 +392,7 @@ fn window_input(
             ErrorKind::BadRequest,
             format!(
                 "session {:?} does not match the subject's {session:?}",
-                req.session
+                clip(&req.session, subjects::MAX_SESSION_LEN)
             ),
         ));
     }
@@ -500,14 +546,30 @@ fn error_result(session: &str, req: Option<&WindowRequest>, rejected: Rejected) 
     }
 }
 
+/// Counts a window in `diglett_worker_windows_in_flight` until dropped, whichever way the
+/// handler ends (returns early, or its task panics or is cancelled).
+struct InFlight<'a>(&'a Metrics);
+
+impl<'a> InFlight<'a> {
+    fn new(metrics: &'a Metrics) -> Self {
+        metrics.windows_in_flight.inc();
+        Self(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.windows_in_flight.dec();
+    }
+}
+
 async fn handle_window(ctx: &Ctx, msg: Message) {
     let received = Instant::now();
-    ctx.metrics.windows_in_flight.inc();
+    let _in_flight = InFlight::new(&ctx.metrics);
     let Some(session) = subjects::session_of_window_subject(msg.subject.as_str()) else {
         // A session token we cannot echo into a result subject: count and drop.
-        tracing::warn!(subject = %msg.subject, "window on an invalid session subject");
+        tracing::warn!(subject = %clip(msg.subject.as_str(), MAX_MESSAGE_BYTES), "window on an invalid session subject");
         ctx.metrics.error(ErrorKind::BadRequest.as_str());
-        ctx.metrics.windows_in_flight.dec();
         return;
     };
     let req = codec::decode::<WindowRequest>(&msg.payload);
@@ -535,7 +597,6 @@ async fn handle_window(ctx: &Ctx, msg: Message) {
         .inc();
     let subject = format!("{}.{session}", subjects::RESULTS_PREFIX);
     publish(ctx, subject, &result).await;
-    ctx.metrics.windows_in_flight.dec();
 }
 
 async fn publish<T: serde::Serialize>(ctx: &Ctx, subject: String, msg: &T) {
@@ -606,17 +667,81 @@ async fn handle_embed(ctx: &Ctx, msg: Message) {
     publish(ctx, reply_to.to_string(), &reply).await;
 }
 
-fn valid_parts_subject(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= MAX_NAME_BYTES
-        && !s.split('.').any(|t| t.is_empty() || t == "*" || t == ">")
-        && !s.bytes().any(|b| b.is_ascii_whitespace())
+/// Requests parts `1..parts` in order from `subject` and appends them to `audio`, stopping
+/// early once `audio` holds `total_bytes` or more (the caller checks the exact length).
+async fn fetch_parts(
+    ctx: &Ctx,
+    subject: &str,
+    id: &str,
+    parts: u32,
+    total_bytes: usize,
+    audio: &mut Vec<u8>,
+) -> Result<(), Rejected> {
+    for index in 1..parts {
+        if audio.len() >= total_bytes {
+            break;
+        }
+        let ask = codec::encode(&PartRequest {
+            v: SCHEMA_VERSION,
+            request_id: id.to_owned(),
+            index,
+        })
+        .map_err(|e| Rejected::new(ErrorKind::Internal, e.to_string()))?;
+        let reply = ctx
+            .client
+            .send_request(
+                subject.to_owned(),
+                Request::new()
+                    .payload(ask.into())
+                    .timeout(Some(ctx.config.part_timeout)),
+            )
+            .await
+            .map_err(|e| Rejected::new(ErrorKind::PartTimeout, format!("part {index}: {e}")))?;
+        let part: PcmPart = codec::decode(&reply.payload)
+            .map_err(|e| Rejected::new(ErrorKind::from(&e), format!("part {index}: {e}")))?;
+        if part.index != index || part.request_id != id {
+            return Err(Rejected::new(
+                ErrorKind::BadRequest,
+                format!("part {index}: wrong part"),
+            ));
+        }
+        // Whole samples in every part, and progress with every round trip.
+        if part.pcm.is_empty() || !part.pcm.len().is_multiple_of(2) {
+            return Err(Rejected::new(
+                ErrorKind::BadPcm,
+                format!(
+                    "part {index} has {} PCM bytes (must be even, not 0)",
+                    part.pcm.len()
+                ),
+            ));
+        }
+        audio.extend_from_slice(&part.pcm);
+    }
+    Ok(())
 }
 
 async fn embed(ctx: &Ctx, payload: &[u8]) -> Result<(String, Enrollment), (String, Rejected)> {
     let req: EmbedRequest = codec::decode(payload).map_err(|e| (String::new(), e.into()))?;
-    let id = req.request_id.clone();
+    // Echoed in the reply: never more than a valid id can be.
+    let id = clip(&req.request_id, MAX_NAME_BYTES).to_owned();
     let fail = |kind, message: String| (id.clone(), Rejected::new(kind, message));
+    // A request that waited in the subscription buffer until its client gave up costs no part
+    // fetches and no inference.
+    let expired = || {
+        let expired = req
+            .expires_at_unix_ms
+            .is_some_and(|t| schemas::embed::unix_ms_now() > t.saturating_add(CLOCK_SKEW_MS));
+        if expired {
+            ctx.metrics.error(EXPIRED);
+        }
+        expired
+    };
+    if expired() {
+        return Err(fail(
+            ErrorKind::PartTimeout,
+            "the request expired before the worker took it".into(),
+        ));
+    }
     check_name("request_id", &req.request_id).map_err(|r| (id.clone(), r))?;
     check_name("name", req.name.as_deref().unwrap_or("")).map_err(|r| (id.clone(), r))?;
     if req.sample_rate != SAMPLE_RATE {
@@ -639,57 +764,61 @@ async fn embed(ctx: &Ctx, payload: &[u8]) -> Result<(String, Enrollment), (Strin
     if req.total_samples == 0 {
         return Err(fail(ErrorKind::Empty, "no audio".into()));
     }
-    if req.parts == 0 || req.parts > MAX_PARTS {
+    let total_bytes = usize::try_from(req.total_samples * 2).unwrap_or(usize::MAX);
+    // Every part but the last holds at least MIN_PART_BYTES, so more parts than this cannot
+    // be needed; more would only make the worker do more round trips.
+    let max_parts = u32::try_from(total_bytes.div_ceil(MIN_PART_BYTES))
+        .unwrap_or(u32::MAX)
+        .clamp(1, MAX_PARTS);
+    if req.parts == 0 || req.parts > max_parts {
         return Err(fail(
             ErrorKind::BadRequest,
-            format!("parts must be 1 to {MAX_PARTS}"),
+            format!(
+                "parts must be 1 to {max_parts} for {} samples (parts of at least \
+                 {MIN_PART_BYTES} bytes, at most {MAX_PARTS} parts)",
+                req.total_samples
+            ),
         ));
     }
-    let total_bytes = usize::try_from(req.total_samples * 2).unwrap_or(usize::MAX);
     let mut audio = req.pcm;
     let parts_subject = match (&req.parts_subject, req.parts) {
         (_, 1) => None,
-        (Some(s), _) if valid_parts_subject(s) => Some(s.clone()),
+        // Only a client inbox: the worker publishes part requests there, and must not be
+        // made to publish on anyone else's subject (a result subject, a JetStream API).
+        (Some(s), _) if subjects::is_valid_parts_subject(s) => Some(s.clone()),
         _ => {
             return Err(fail(
                 ErrorKind::BadRequest,
-                "a chunked request needs a valid parts_subject".into(),
+                format!(
+                    "a chunked request needs a parts_subject under {} (at most {} bytes, no \
+                     wildcards)",
+                    subjects::INBOX_PREFIX,
+                    subjects::MAX_PARTS_SUBJECT_LEN
+                ),
             ));
         }
     };
     if let Some(subject) = parts_subject {
+        if audio.is_empty() || !audio.len().is_multiple_of(2) {
+            return Err(fail(
+                ErrorKind::BadPcm,
+                format!("part 0 has {} PCM bytes (must be even, not 0)", audio.len()),
+            ));
+        }
         audio.reserve(total_bytes.saturating_sub(audio.len()));
-        for index in 1..req.parts {
-            if audio.len() >= total_bytes {
-                break;
-            }
-            let ask = codec::encode(&PartRequest {
-                v: SCHEMA_VERSION,
-                request_id: id.clone(),
-                index,
-            })
-            .map_err(|e| fail(ErrorKind::Internal, e.to_string()))?;
-            let reply = ctx
-                .client
-                .send_request(
-                    subject.clone(),
-                    Request::new()
-                        .payload(ask.into())
-                        .timeout(Some(ctx.config.part_timeout)),
-                )
-                .await
-                .map_err(|e| fail(ErrorKind::PartTimeout, format!("part {index}: {e}")))?;
-            let part: PcmPart = codec::decode(&reply.payload)
-                .map_err(|e| fail(ErrorKind::from(&e), format!("part {index}: {e}")))?;
-            if part.index != index || part.request_id != id {
+        // One deadline for the whole upload, so that a client answering slowly (or with tiny
+        // parts) holds an enrollment permit for at most this long.
+        let fetch = fetch_parts(ctx, &subject, &id, req.parts, total_bytes, &mut audio);
+        match tokio::time::timeout(ctx.config.embed_deadline, fetch).await {
+            Ok(result) => result.map_err(|r| (id.clone(), r))?,
+            Err(_) => {
                 return Err(fail(
-                    ErrorKind::BadRequest,
-                    format!("part {index}: wrong part"),
+                    ErrorKind::PartTimeout,
+                    format!(
+                        "the parts did not all arrive within {} ms",
+                        ctx.config.embed_deadline.as_millis()
+                    ),
                 ));
-            }
-            audio.extend_from_slice(&part.pcm);
-            if audio.len() > total_bytes {
-                break;
             }
         }
     }
@@ -700,6 +829,12 @@ async fn embed(ctx: &Ctx, payload: &[u8]) -> Result<(String, Enrollment), (Strin
                 "received {} PCM bytes, total_samples says {total_bytes}",
                 audio.len()
             ),
+        ));
+    }
+    if expired() {
+        return Err(fail(
+            ErrorKind::PartTimeout,
+            "the request expired while its parts were fetched".into(),
         ));
     }
     let samples = pcm::to_f32(&audio);
@@ -732,4 +867,30 @@ async fn embed(ctx: &Ctx, payload: &[u8]) -> Result<(String, Enrollment), (Strin
             verdict,
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_is_released_on_panic() {
+        let metrics = Metrics::new();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _guard = InFlight::new(&metrics);
+            assert_eq!(metrics.windows_in_flight.get(), 1);
+            panic!("handler failed");
+        }));
+        assert!(r.is_err());
+        assert_eq!(metrics.windows_in_flight.get(), 0);
+    }
+
+    #[test]
+    fn clip_keeps_char_boundaries() {
+        assert_eq!(clip("abc", 5), "abc");
+        assert_eq!(clip("abcdef", 3), "abc");
+        assert_eq!(clip("aé", 2), "a");
+        let r = Rejected::new(ErrorKind::BadRequest, "x".repeat(10_000));
+        assert_eq!(r.message.len(), MAX_MESSAGE_BYTES + '…'.len_utf8());
+    }
 }

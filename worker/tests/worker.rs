@@ -12,11 +12,11 @@ use diglett_model::compute::Compute;
 use diglett_model::scoring::DecisionParams;
 use diglett_schemas::client::{EmbedOptions, embed_request, embed_request_with};
 use diglett_schemas::{
-    EmbedOutcome, EmbedReply, EmbedRequest, EnrolledSpeaker, Enrollment, ErrorKind, Label, Verdict,
-    WindowResult, codec, pcm, subjects,
+    EmbedOutcome, EmbedReply, EmbedRequest, EnrolledSpeaker, Enrollment, ErrorKind, Label,
+    PartRequest, PcmPart, Verdict, WindowResult, codec, pcm, subjects,
 };
 use diglett_worker::engine::{WindowInput, process_windows};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -141,6 +141,7 @@ async fn embed_rejects_bad_requests() {
         parts: 1,
         parts_subject: None,
         pcm: vec![0; 4],
+        expires_at_unix_ms: None,
     };
     let enc = |r: &EmbedRequest| codec::encode(r).unwrap();
 
@@ -194,26 +195,121 @@ async fn embed_rejects_bad_requests() {
         embed_error(raw_embed(c, enc(&empty)).await),
         ErrorKind::Empty
     );
-    let no_subject = EmbedRequest {
-        total_samples: 4,
+    // A request taken after its client stopped waiting is not worked on.
+    let stale = EmbedRequest {
+        expires_at_unix_ms: Some(diglett_schemas::embed::unix_ms_now() - 60_000),
+        ..base.clone()
+    };
+    assert_eq!(
+        embed_error(raw_embed(c, enc(&stale)).await),
+        ErrorKind::PartTimeout
+    );
+
+    // An over-long id is rejected, and echoed only as far as a valid id can go.
+    let long_id = EmbedRequest {
+        request_id: "i".repeat(200_000),
+        ..base.clone()
+    };
+    let reply = raw_embed(c, enc(&long_id)).await;
+    assert_eq!(reply.request_id, "i".repeat(256));
+    assert_eq!(embed_error(reply), ErrorKind::BadRequest);
+
+    // 4096 samples = 8192 bytes: at most 2 parts of ≥ 4096 bytes.
+    let chunked = EmbedRequest {
+        total_samples: 4096,
         parts: 2,
         ..base.clone()
     };
     assert_eq!(
-        embed_error(raw_embed(c, enc(&no_subject)).await),
-        ErrorKind::BadRequest
+        embed_error(raw_embed(c, enc(&chunked)).await),
+        ErrorKind::BadRequest,
+        "no parts_subject"
     );
-    // Nobody serves the parts: the worker gives up after its part timeout.
+    let too_many = EmbedRequest {
+        parts: 3,
+        parts_subject: Some(c.new_inbox()),
+        ..chunked.clone()
+    };
+    assert_eq!(
+        embed_error(raw_embed(c, enc(&too_many)).await),
+        ErrorKind::BadRequest,
+        "more parts than 4096-byte parts need"
+    );
+    // The worker publishes part requests only to a client inbox: never to another service's
+    // subject, a wildcard, or the JetStream API.
+    let mut victim = c.subscribe("diglett.v1.results.victim").await.unwrap();
+    for subject in [
+        "diglett.v1.results.victim",
+        "_INBOX.*",
+        "_INBOX.>",
+        "$JS.API.STREAM.DELETE.DIGLETT_EVENTS",
+        "_INBOX",
+    ] {
+        let req = EmbedRequest {
+            parts_subject: Some(subject.into()),
+            ..chunked.clone()
+        };
+        assert_eq!(
+            embed_error(raw_embed(c, enc(&req)).await),
+            ErrorKind::BadRequest,
+            "{subject}"
+        );
+    }
+    // The worker would have published there before replying, on one ordered connection.
+    diglett_worker::round_trip(c, TIMEOUT).await.unwrap();
+    assert!(
+        victim.next().now_or_never().is_none(),
+        "published on a victim"
+    );
+
+    // Nobody answers the parts (a subscriber that never replies, so not NATS's instant
+    // no-responders): the worker gives up after its part timeout.
+    let orphan_subject = format!("{}.parts", c.new_inbox());
+    let mut orphan_sub = c.subscribe(orphan_subject.clone()).await.unwrap();
     let orphan = EmbedRequest {
-        total_samples: 4,
-        parts: 2,
-        parts_subject: Some("test.nobody.parts".into()),
-        ..base.clone()
+        parts_subject: Some(orphan_subject),
+        ..chunked.clone()
     };
     assert_eq!(
         embed_error(raw_embed(c, enc(&orphan)).await),
         ErrorKind::PartTimeout
     );
+    let asked = orphan_sub
+        .next()
+        .now_or_never()
+        .flatten()
+        .expect("asked for part 1");
+    assert_eq!(
+        codec::decode::<PartRequest>(&asked.payload).unwrap().index,
+        1
+    );
+
+    // Parts that are empty, or odd (even where odd parts add up to whole samples), are bad
+    // PCM. 6144 samples = 12 288 bytes: up to 3 parts.
+    let cases: [(&str, usize, [usize; 2]); 3] = [
+        ("empty part", 4096, [0, 8192]),
+        ("odd parts adding up", 4096, [4095, 4097]),
+        ("odd part 0", 4095, [4097, 4096]),
+    ];
+    for (what, part0, sizes) in cases {
+        let subject = format!("{}.parts", c.new_inbox());
+        let _server = serve_parts(c, &subject, move |index| {
+            (Duration::ZERO, vec![0; sizes[index as usize - 1]])
+        })
+        .await;
+        let req = EmbedRequest {
+            total_samples: 6144,
+            parts: 3,
+            parts_subject: Some(subject),
+            pcm: vec![0; part0],
+            ..base.clone()
+        };
+        assert_eq!(
+            embed_error(raw_embed(c, enc(&req)).await),
+            ErrorKind::BadPcm,
+            "{what}"
+        );
+    }
 
     // Valid requests with unusable audio get a verdict, not an error.
     let silence = vec![0.0f32; 3 * 16_000];
@@ -253,8 +349,122 @@ async fn embed_rejects_bad_requests() {
             &metrics,
             "diglett_worker_errors_total{kind=\"part_timeout\"}"
         ),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(&metrics, "diglett_worker_errors_total{kind=\"expired\"}"),
         Some(1.0)
     );
+    h.shutdown().await;
+}
+
+/// Answers part requests on `subject` with `part(index)` = (delay, PCM bytes), until dropped.
+async fn serve_parts(
+    client: &async_nats::Client,
+    subject: &str,
+    part: impl Fn(u32) -> (Duration, Vec<u8>) + Send + 'static,
+) -> AbortOnDrop {
+    let mut sub = client.subscribe(subject.to_owned()).await.unwrap();
+    let client = client.clone();
+    AbortOnDrop(tokio::spawn(async move {
+        while let Some(msg) = sub.next().await {
+            let req: PartRequest = codec::decode(&msg.payload).unwrap();
+            let (delay, pcm) = part(req.index);
+            // A slow client: the delay is the behaviour under test, not synchronisation.
+            tokio::time::sleep(delay).await;
+            let reply = PcmPart {
+                v: 1,
+                request_id: req.request_id,
+                index: req.index,
+                pcm,
+            };
+            let _ = client
+                .publish(msg.reply.unwrap(), codec::encode(&reply).unwrap().into())
+                .await;
+        }
+    }))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Slow clients (each part just inside the part timeout, 400 parts) are cut off by the overall
+/// deadline, and meanwhile, and after, ordinary enrollments go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_chunked_uploads_hit_the_deadline() {
+    let deadline = Duration::from_millis(1500);
+    let mut h = Harness::start(config(&[
+        ("DIGLETT_MAX_EMBEDS_IN_FLIGHT", "3"),
+        ("DIGLETT_PART_TIMEOUT_MS", "1000"),
+        ("DIGLETT_EMBED_DEADLINE_MS", "1500"),
+    ]))
+    .await;
+    let c = h.client.clone();
+    let (started_tx, mut started) = tokio::sync::mpsc::channel::<()>(8);
+    let mut slow = Vec::new();
+    let mut servers = Vec::new();
+    for k in 0..2 {
+        let subject = format!("{}.parts", c.new_inbox());
+        let tx = started_tx.clone();
+        servers.push(
+            serve_parts(&c, &subject, move |index| {
+                if index == 1 {
+                    let _ = tx.try_send(());
+                }
+                (Duration::from_millis(200), vec![0; 4800])
+            })
+            .await,
+        );
+        // 60 s as 400 parts of 4800 bytes: 80 s at this pace without the deadline.
+        let req = EmbedRequest {
+            v: 1,
+            request_id: format!("slow-{k}"),
+            name: None,
+            sample_rate: 16_000,
+            total_samples: 400 * 2400,
+            parts: 400,
+            parts_subject: Some(subject),
+            pcm: vec![0; 4800],
+            expires_at_unix_ms: None,
+        };
+        let c = c.clone();
+        slow.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let reply = raw_embed(&c, codec::encode(&req).unwrap()).await;
+            (sent.elapsed(), reply)
+        }));
+    }
+    // Both slow uploads hold a permit now.
+    for _ in 0..2 {
+        tokio::time::timeout(TIMEOUT, started.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    // A normal, chunked enrollment takes the third permit and finishes meanwhile.
+    let (audio, _) = enrollment_audio(&speakers()[0], 8.0);
+    let opts = EmbedOptions {
+        part_bytes: Some(100_000),
+        ..EmbedOptions::default()
+    };
+    let e = enrollment(
+        embed_request_with(&c, &pcm::from_f32(&audio), None, opts)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(e.verdict, Verdict::Ok);
+    for task in slow {
+        let (elapsed, reply) = task.await.unwrap();
+        assert_eq!(embed_error(reply), ErrorKind::PartTimeout);
+        // The deadline plus slack for a loaded machine; without it this takes 80 s.
+        assert!(elapsed < deadline + Duration::from_secs(3), "{elapsed:?}");
+    }
+    drop(servers);
     h.shutdown().await;
 }
 
@@ -525,7 +735,8 @@ async fn bad_windows_get_error_results() {
     dim.speakers[0].embedding.pop();
     cases.push((codec::encode(&dim).unwrap(), ErrorKind::BadEmbedding));
     let mut other = good.clone();
-    other.session = "someone-else".into();
+    // Quoted in the error message, but only so far.
+    other.session = "someone-else".repeat(20_000);
     cases.push((codec::encode(&other).unwrap(), ErrorKind::BadRequest));
     for (payload, _) in &cases {
         h.client
@@ -541,7 +752,13 @@ async fn bad_windows_get_error_results() {
             .unwrap();
         let r: WindowResult = codec::decode(&msg.payload).unwrap();
         assert_eq!(r.label, Label::Error);
-        got.push(r.error.unwrap().kind);
+        let error = r.error.unwrap();
+        assert!(
+            error.message.len() <= diglett_worker::service::MAX_MESSAGE_BYTES + 3,
+            "{} bytes",
+            error.message.len()
+        );
+        got.push(error.kind);
     }
     let mut expected: Vec<ErrorKind> = cases.iter().map(|c| c.1).collect();
     got.sort_by_key(|k| k.as_str());

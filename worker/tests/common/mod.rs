@@ -80,7 +80,11 @@ impl Harness {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let worker_client = connect(&server.url()).await;
+        // As the binary connects: the configured subscription capacity applies.
+        let worker_client = diglett_worker::connect_options(&config)
+            .connect(server.url())
+            .await
+            .expect("worker connects");
         let client = connect(&server.url()).await;
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let (ready_tx, ready_rx) = oneshot::channel();
