@@ -328,18 +328,24 @@ impl Encoder {
         Ok(to_embeddings(&flat))
     }
 
-    /// Embeds one 1.6 s clip (16 kHz). Shorter input is zero-padded to 1.6 s (as
-    /// [`Encoder::embed_utterance`] pads); longer input is cut to its first 1.6 s — use
-    /// `embed_utterance` for anything longer.
-    pub fn embed_window(&self, compute: &Compute, wav: &[f32]) -> Embedding {
+    /// The `[160, 40]` mel frames (row-major) of one 1.6 s clip at 16 kHz, ready for
+    /// [`Encoder::embed_windows`]. Shorter input is zero-padded to 1.6 s (as
+    /// [`Encoder::embed_utterance`] pads); longer input is cut to its first 1.6 s.
+    pub fn window_mels(&self, wav: &[f32]) -> Vec<f32> {
         let mut clip = vec![0.0f32; WINDOW_SAMPLES];
         let n = wav.len().min(WINDOW_SAMPLES);
         clip[..n].copy_from_slice(&wav[..n]);
-        let mels = self.mel.compute(&clip);
+        let mut mels = self.mel.compute(&clip);
         // 25 600 samples give 161 centred frames; the window is the first 160, as in
         // Resemblyzer's `mel_slices[0]`.
-        let window = &mels[..WINDOW_FRAMES * N_MELS];
-        self.embed_windows(compute, window, 1)
+        mels.truncate(WINDOW_FRAMES * N_MELS);
+        mels
+    }
+
+    /// Embeds one 1.6 s clip (16 kHz), padded or cut as [`Encoder::window_mels`] says — use
+    /// `embed_utterance` for anything longer.
+    pub fn embed_window(&self, compute: &Compute, wav: &[f32]) -> Embedding {
+        self.embed_windows(compute, &self.window_mels(wav), 1)
             .unwrap_or_else(|e| unreachable!("one window by construction: {e}"))
             .into_iter()
             .next()

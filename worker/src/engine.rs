@@ -13,9 +13,9 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
 use diglett_model::compute::{Compute, device};
-use diglett_model::encoder::{EMBEDDING_DIM, Encoder, WINDOW_FRAMES};
+use diglett_model::encoder::{EMBEDDING_DIM, Encoder};
 use diglett_model::enroll::embed_enrollment;
-use diglett_model::frontend::{MelSpectrogram, N_MELS, NORMALIZE_TARGET_DBFS, normalize_volume};
+use diglett_model::frontend::{NORMALIZE_TARGET_DBFS, normalize_volume};
 use diglett_model::loudness::{self, Loudness};
 use diglett_model::scoring::{self, DecisionParams, VOICED_PROBABILITY, WindowDecision};
 use diglett_model::vad::{self, Vad};
@@ -32,7 +32,6 @@ const SAMPLE_RATE: u32 = 16_000;
 pub struct Models {
     encoder: Encoder,
     vad: Vad,
-    mel: MelSpectrogram,
 }
 
 /// The models could not be loaded.
@@ -52,7 +51,6 @@ impl Models {
         Ok(Self {
             encoder: Encoder::pretrained().map_err(|e| ModelError::Encoder(e.to_string()))?,
             vad: Vad::pretrained(&device()).map_err(|e| ModelError::Vad(e.to_string()))?,
-            mel: MelSpectrogram::new(),
         })
     }
 }
@@ -120,18 +118,14 @@ pub fn process_windows(
         .collect();
 
     // Features as enrollment computes them: volume-normalised (increase only) to −30 dBFS, then
-    // the mel spectrogram; 25 600 samples give 161 centred frames, the window is the first 160.
-    let window_len = WINDOW_FRAMES * N_MELS;
+    // the window's mel frames.
     let mels: Vec<Vec<f32>> = compute.install(|| {
         gated
             .par_iter()
             .map(|&i| {
                 let mut w = jobs[i].samples.clone();
                 normalize_volume(&mut w, NORMALIZE_TARGET_DBFS, true);
-                let mut m = models.mel.compute(&w);
-                m.truncate(window_len);
-                m.resize(window_len, 0.0);
-                m
+                models.encoder.window_mels(&w)
             })
             .collect()
     });
