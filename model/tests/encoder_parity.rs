@@ -133,15 +133,7 @@ fn utterance_embedding_matches_resemblyzer() {
     for f in fixtures() {
         let got = encoder().embed_utterance(&compute, &f.wav);
         let partials = &f.json["partials"];
-        let slices: Vec<_> = partials["wav_slices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                let s = s.as_array().unwrap();
-                s[0].as_u64().unwrap() as usize..s[1].as_u64().unwrap() as usize
-            })
-            .collect();
+        let slices = common::wav_slices(&f.json);
         assert_eq!(got.wav_slices, slices, "{}: wav slices", f.name);
         let expected = partials["embeddings"].as_array().unwrap();
         assert_eq!(got.partial_embeddings.len(), expected.len());

@@ -150,15 +150,7 @@ fn partial_slices_match_resemblyzer() {
     for path in fixtures() {
         let json = common::load_json(&path);
         let n_samples = json["n_samples"].as_u64().unwrap() as usize;
-        let expected: Vec<std::ops::Range<usize>> = json["partials"]["wav_slices"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                let s = s.as_array().unwrap();
-                s[0].as_u64().unwrap() as usize..s[1].as_u64().unwrap() as usize
-            })
-            .collect();
+        let expected = common::wav_slices(&json);
         let (wav_slices, mel_slices) =
             compute_partial_slices(n_samples, PARTIAL_RATE, MIN_COVERAGE);
         assert_eq!(wav_slices, expected, "{path:?}");

@@ -48,3 +48,16 @@ pub fn read_wav(path: &Path) -> Vec<f32> {
 pub fn load_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
+
+/// An encoder fixture's `partials.wav_slices` (`[[start, stop], …]`) as sample ranges.
+pub fn wav_slices(fixture: &serde_json::Value) -> Vec<std::ops::Range<usize>> {
+    fixture["partials"]["wav_slices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let s = s.as_array().unwrap();
+            s[0].as_u64().unwrap() as usize..s[1].as_u64().unwrap() as usize
+        })
+        .collect()
+}
