@@ -571,6 +571,105 @@ pub fn resample_to_16k(input: &[f32], from_rate: u32) -> Result<Vec<f32>, Decode
     )))
 }
 
+/// [`resample_to_16k`] for a live stream: input arrives in pieces of any size, output comes out
+/// as soon as the resampler can compute it, with the same filter and the same time alignment
+/// (output sample `m` is the input at `m / 16000` s), so a stream's times in seconds are the
+/// same as for the whole signal. Output trails input by about 10 ms of input plus half the
+/// sinc (128 input samples). 16 kHz input passes through unchanged.
+pub struct StreamResampler {
+    inner: Option<SincFixedIn<f32>>,
+    chunk: usize,
+    pending: Vec<f32>,
+    produced: Vec<Vec<f32>>,
+    to_skip: usize,
+}
+
+impl std::fmt::Debug for StreamResampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamResampler")
+            .field("chunk", &self.chunk)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamResampler {
+    /// A resampler from `from_rate` ([`MIN_INPUT_SAMPLE_RATE`]..=[`MAX_INPUT_SAMPLE_RATE`]) to
+    /// 16 kHz.
+    ///
+    /// # Errors
+    /// [`DecodeError::SampleRate`] outside the accepted range; [`DecodeError::Resample`] if
+    /// rubato refuses the parameters.
+    pub fn new(from_rate: u32) -> Result<Self, DecodeError> {
+        if !(MIN_INPUT_SAMPLE_RATE..=MAX_INPUT_SAMPLE_RATE).contains(&from_rate) {
+            return Err(DecodeError::SampleRate(from_rate));
+        }
+        if from_rate == SAMPLE_RATE {
+            return Ok(Self {
+                inner: None,
+                chunk: 0,
+                pending: Vec::new(),
+                produced: Vec::new(),
+                to_skip: 0,
+            });
+        }
+        let g = gcd(from_rate, SAMPLE_RATE);
+        let skip = (SAMPLE_RATE / g - 1) as usize;
+        let lead = (from_rate / g - 1) as usize;
+        let ratio = f64::from(SAMPLE_RATE) / f64::from(from_rate);
+        let params = SincInterpolationParameters {
+            sinc_len: RESAMPLER_SINC_LEN,
+            f_cutoff: calculate_cutoff::<f32>(RESAMPLER_SINC_LEN, WindowFunction::BlackmanHarris2),
+            oversampling_factor: RESAMPLER_OVERSAMPLING,
+            interpolation: SincInterpolationType::Linear,
+            window: WindowFunction::BlackmanHarris2,
+        };
+        // 10 ms of input per call: small enough for live latency, large enough to amortise.
+        let chunk = (from_rate / 100) as usize;
+        let inner = SincFixedIn::<f32>::new(ratio, 1.0, params, chunk, 1)
+            .map_err(|e| DecodeError::Resample(e.to_string()))?;
+        let produced = vec![vec![0.0f32; inner.output_frames_max()]];
+        let mut pending = Vec::with_capacity(chunk * 2 + lead);
+        pending.resize(lead, 0.0);
+        Ok(Self {
+            inner: Some(inner),
+            chunk,
+            pending,
+            produced,
+            to_skip: skip,
+        })
+    }
+
+    /// Feeds `input` and appends every 16 kHz sample that can now be computed to `out`.
+    ///
+    /// # Errors
+    /// [`DecodeError::Resample`] if rubato fails (it does not with the parameters of `new`).
+    pub fn push(&mut self, input: &[f32], out: &mut Vec<f32>) -> Result<(), DecodeError> {
+        let Some(inner) = self.inner.as_mut() else {
+            out.extend_from_slice(input);
+            return Ok(());
+        };
+        self.pending.extend_from_slice(input);
+        let mut start = 0;
+        while self.pending.len() - start >= self.chunk {
+            let (_, n) = inner
+                .process_into_buffer(
+                    &[&self.pending[start..start + self.chunk]],
+                    &mut self.produced,
+                    None,
+                )
+                .map_err(|e| DecodeError::Resample(e.to_string()))?;
+            start += self.chunk;
+            let fresh = &self.produced[0][..n];
+            let skipped = self.to_skip.min(fresh.len());
+            self.to_skip -= skipped;
+            out.extend_from_slice(&fresh[skipped..]);
+        }
+        self.pending.drain(..start);
+        Ok(())
+    }
+}
+
 /// Level of a signal in dBFS, exactly as Resemblyzer's `normalize_volume` measures it:
 /// `20 * log10(sqrt(mean((x * 32767)^2)) / 32767)`, computed in `f64`.
 /// Empty or all-zero input gives `f32::NEG_INFINITY` (never NaN).
@@ -1115,6 +1214,46 @@ mod tests {
                 .fold(0.0f32, f32::max);
             assert!(err < 2e-5, "rate {rate}: max error {err}");
         }
+    }
+
+    /// The streaming resampler gives what the whole-signal one gives, whatever the piece sizes.
+    #[test]
+    fn stream_resampler_matches_whole_signal() {
+        for rate in [8_000, 22_050, 44_100, 48_000, 16_000] {
+            let input = sine(440.0, rate, rate as usize * 2, 0.3);
+            let whole = resample_to_16k(&input, rate).unwrap();
+            let mut stream = StreamResampler::new(rate).unwrap();
+            let mut out = Vec::new();
+            let mut pos = 0;
+            let mut size = 1;
+            while pos < input.len() {
+                let end = (pos + size).min(input.len());
+                stream.push(&input[pos..end], &mut out).unwrap();
+                pos = end;
+                size = size * 7 % 3001 + 1;
+            }
+            // All but the last ~10 ms + half a sinc is out, sample for sample.
+            assert!(
+                out.len() + 400 >= whole.len(),
+                "rate {rate}: {} of {}",
+                out.len(),
+                whole.len()
+            );
+            let err = out
+                .iter()
+                .zip(&whole)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(err < 1e-5, "rate {rate}: max difference {err}");
+        }
+        assert!(matches!(
+            StreamResampler::new(7_999),
+            Err(DecodeError::SampleRate(7_999))
+        ));
+        assert!(matches!(
+            StreamResampler::new(96_000),
+            Err(DecodeError::SampleRate(96_000))
+        ));
     }
 
     #[test]
