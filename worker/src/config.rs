@@ -170,7 +170,8 @@ impl Default for Config {
     }
 }
 
-fn int(
+/// An integer variable in `min..=max`, or `default` when unset.
+pub fn int(
     env: &impl Env,
     var: &'static str,
     default: u64,

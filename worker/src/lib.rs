@@ -20,6 +20,7 @@
 //! # Layout
 //! - [`config`]: the environment variables.
 //! - [`engine`]: models, the inference thread, micro-batching, per-window processing.
+//! - [`local`]: the same worker called in-process, without NATS (the gateway's embedded mode).
 //! - [`service`]: subscriptions, message validation, replies and results.
 //! - [`metrics`]: Prometheus metrics and the `/metrics` endpoint.
 //! - [`stream`]: the `DIGLETT_EVENTS` JetStream stream.
@@ -27,13 +28,15 @@
 
 pub mod config;
 pub mod engine;
+pub mod local;
 pub mod metrics;
 pub mod service;
 pub mod stream;
 pub mod testing;
 
 pub use config::{Config, ConfigError, Env, OsEnv};
-pub use engine::Models;
+pub use engine::{EngineExit, Models};
+pub use local::LocalWorker;
 pub use service::{Ready, RunError, RunOptions, round_trip, run, run_with};
 
 /// The options the worker's NATS client needs: its name, reconnecting forever (async-nats then

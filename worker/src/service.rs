@@ -108,11 +108,13 @@ pub async fn run(
 
 /// State shared by the message handlers.
 #[derive(Debug)]
-struct Ctx {
-    client: Client,
-    engine: Engine,
-    metrics: Arc<Metrics>,
-    config: Config,
+pub(crate) struct Ctx {
+    /// `None` in-process ([`crate::local`]): no part fetching, results are returned instead of
+    /// published.
+    pub(crate) client: Option<Client>,
+    pub(crate) engine: Engine,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) config: Config,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -190,7 +192,7 @@ pub async fn run_with(
         .map_err(|e| nats(&e))?;
 
     let ctx = Arc::new(Ctx {
-        client: client.clone(),
+        client: Some(client.clone()),
         engine,
         metrics,
         config: config.clone(),
@@ -268,7 +270,9 @@ async fn pull(
                 Err(_) => break,
             },
             _ = stop.changed(), if !draining => {
-                drain(&ctx.client, &mut sub).await;
+                if let Some(client) = &ctx.client {
+                    drain(client, &mut sub).await;
+                }
                 draining = true;
                 continue;
             }
@@ -276,7 +280,9 @@ async fn pull(
         let msg = tokio::select! {
             m = sub.next() => m,
             _ = stop.changed(), if !draining => {
-                drain(&ctx.client, &mut sub).await;
+                if let Some(client) = &ctx.client {
+                    drain(client, &mut sub).await;
+                }
                 draining = true;
                 continue;
             }
@@ -333,9 +339,9 @@ pub async fn round_trip(
 
 /// A message the worker rejects, with what it could read of it.
 #[derive(Debug)]
-struct Rejected {
-    kind: ErrorKind,
-    message: String,
+pub(crate) struct Rejected {
+    pub(crate) kind: ErrorKind,
+    pub(crate) message: String,
 }
 
 /// Longest error message put in a reply or result (bytes): messages may quote what the sender
@@ -356,7 +362,7 @@ fn clip(s: &str, max: usize) -> &str {
 }
 
 impl Rejected {
-    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         let mut message = message.into();
         if message.len() > MAX_MESSAGE_BYTES {
             message = format!("{}…", clip(&message, MAX_MESSAGE_BYTES));
@@ -382,7 +388,7 @@ fn check_name(what: &str, s: &str) -> Result<(), Rejected> {
 }
 
 /// Validates a window request and turns it into engine input.
-fn window_input(
+pub(crate) fn window_input(
     req: &WindowRequest,
     session: &str,
     received: Instant,
@@ -485,7 +491,7 @@ fn label_of(label: ModelLabel) -> Label {
     }
 }
 
-fn window_result(req: &WindowRequest, out: &WindowOutput) -> WindowResult {
+pub(crate) fn window_result(req: &WindowRequest, out: &WindowOutput) -> WindowResult {
     let speaker = out.decision.speaker.and_then(|i| req.speakers.get(i));
     WindowResult {
         v: SCHEMA_VERSION,
@@ -523,7 +529,11 @@ fn window_result(req: &WindowRequest, out: &WindowOutput) -> WindowResult {
     }
 }
 
-fn error_result(session: &str, req: Option<&WindowRequest>, rejected: Rejected) -> WindowResult {
+pub(crate) fn error_result(
+    session: &str,
+    req: Option<&WindowRequest>,
+    rejected: Rejected,
+) -> WindowResult {
     let (seq, start) = req.map_or((0, 0.0), |r| (r.seq, r.start));
     WindowResult {
         v: SCHEMA_VERSION,
@@ -565,16 +575,29 @@ impl Drop for InFlight<'_> {
 
 async fn handle_window(ctx: &Ctx, msg: Message) {
     let received = Instant::now();
-    let _in_flight = InFlight::new(&ctx.metrics);
     let Some(session) = subjects::session_of_window_subject(msg.subject.as_str()) else {
         // A session token we cannot echo into a result subject: count and drop.
         tracing::warn!(subject = %clip(msg.subject.as_str(), MAX_MESSAGE_BYTES), "window on an invalid session subject");
         ctx.metrics.error(ErrorKind::BadRequest.as_str());
         return;
     };
-    let req = codec::decode::<WindowRequest>(&msg.payload);
+    let req = codec::decode::<WindowRequest>(&msg.payload)
+        .map_err(|e| Rejected::new(ErrorKind::from(&e), e.to_string()));
+    let result = window(ctx, session, req, received).await;
+    let subject = format!("{}.{session}", subjects::RESULTS_PREFIX);
+    publish(ctx, subject, &result).await;
+}
+
+/// Validates, infers and labels one window; every failure becomes an error result.
+pub(crate) async fn window(
+    ctx: &Ctx,
+    session: &str,
+    req: Result<WindowRequest, Rejected>,
+    received: Instant,
+) -> WindowResult {
+    let _in_flight = InFlight::new(&ctx.metrics);
     let result = match &req {
-        Err(e) => Err(Rejected::new(ErrorKind::from(e), e.to_string())),
+        Err(r) => Err(Rejected::new(r.kind, r.message.clone())),
         Ok(req) => match window_input(req, session, received) {
             Err(r) => Err(r),
             Ok(input) => match ctx.engine.window(input) {
@@ -595,8 +618,7 @@ async fn handle_window(ctx: &Ctx, msg: Message) {
         .windows
         .get_or_create(&[("label", result.label.as_str())])
         .inc();
-    let subject = format!("{}.{session}", subjects::RESULTS_PREFIX);
-    publish(ctx, subject, &result).await;
+    result
 }
 
 async fn publish<T: serde::Serialize>(ctx: &Ctx, subject: String, msg: &T) {
@@ -608,7 +630,8 @@ async fn publish<T: serde::Serialize>(ctx: &Ctx, subject: String, msg: &T) {
             return;
         }
     };
-    if let Err(e) = ctx.client.publish(subject, bytes.into()).await {
+    let Some(client) = &ctx.client else { return };
+    if let Err(e) = client.publish(subject, bytes.into()).await {
         tracing::warn!(error = %e, "cannot publish");
         ctx.metrics.error("publish");
     }
@@ -635,7 +658,21 @@ async fn handle_embed(ctx: &Ctx, msg: Message) {
         ctx.metrics.error("no_reply_subject");
         return;
     };
-    let (request_id, outcome) = match embed(ctx, &msg.payload).await {
+    let (request_id, outcome) = embed_outcome(ctx, embed(ctx, &msg.payload).await);
+    let reply = EmbedReply {
+        v: SCHEMA_VERSION,
+        request_id,
+        outcome,
+    };
+    publish(ctx, reply_to.to_string(), &reply).await;
+}
+
+/// The reply outcome of an enrollment, counted in the metrics.
+pub(crate) fn embed_outcome(
+    ctx: &Ctx,
+    result: Result<(String, Enrollment), (String, Rejected)>,
+) -> (String, EmbedOutcome) {
+    match result {
         Ok((id, enrollment)) => {
             ctx.metrics
                 .enrollments
@@ -658,13 +695,7 @@ async fn handle_embed(ctx: &Ctx, msg: Message) {
                 }),
             )
         }
-    };
-    let reply = EmbedReply {
-        v: SCHEMA_VERSION,
-        request_id,
-        outcome,
-    };
-    publish(ctx, reply_to.to_string(), &reply).await;
+    }
 }
 
 /// Requests parts `1..parts` in order from `subject` and appends them to `audio`, stopping
@@ -687,8 +718,13 @@ async fn fetch_parts(
             index,
         })
         .map_err(|e| Rejected::new(ErrorKind::Internal, e.to_string()))?;
-        let reply = ctx
-            .client
+        let Some(client) = &ctx.client else {
+            return Err(Rejected::new(
+                ErrorKind::BadRequest,
+                "chunked enrollment needs a NATS connection",
+            ));
+        };
+        let reply = client
             .send_request(
                 subject.to_owned(),
                 Request::new()
@@ -722,6 +758,14 @@ async fn fetch_parts(
 
 async fn embed(ctx: &Ctx, payload: &[u8]) -> Result<(String, Enrollment), (String, Rejected)> {
     let req: EmbedRequest = codec::decode(payload).map_err(|e| (String::new(), e.into()))?;
+    embed_decoded(ctx, req).await
+}
+
+/// [`embed`] after decoding: validation, part fetching, inference.
+pub(crate) async fn embed_decoded(
+    ctx: &Ctx,
+    req: EmbedRequest,
+) -> Result<(String, Enrollment), (String, Rejected)> {
     // Echoed in the reply: never more than a valid id can be.
     let id = clip(&req.request_id, MAX_NAME_BYTES).to_owned();
     let fail = |kind, message: String| (id.clone(), Rejected::new(kind, message));
