@@ -11,6 +11,7 @@
 //! - [`compute`]: the explicit compute-thread pool every inference call runs on.
 //! - [`loudness`]: RMS level (dBFS) and EBU R128 loudness (LUFS), finite even for silence.
 //! - [`scoring`]: cosine similarity and the speaker decision rule.
+//! - [`turns`]: online smoothing of per-window labels into speaker turns (hysteresis, backdated).
 //! - [`enroll`]: enrollment preprocessing (normalise, trim long silences with the VAD).
 //! - [`eval`]: the speaker-verification protocol (EER, identification) on a folder of speech.
 
@@ -21,5 +22,6 @@ pub mod eval;
 pub mod frontend;
 pub mod loudness;
 pub mod scoring;
+pub mod turns;
 pub mod vad;
 pub mod weights;
