@@ -54,17 +54,36 @@ pub struct TurnParams {
     /// A gap between consecutive window centres longer than this (windows dropped) breaks a
     /// pending run.
     pub max_gap_s: f64,
+    /// A speaker / unknown / overlap turn that follows another such state starts this long
+    /// before its first window's centre (at most back to the previous window's centre): the
+    /// first window labelled with the new state holds mostly the new state, so the change lies
+    /// between the two centres rather than at the later one.
+    pub change_lead_s: f64,
+    /// A silence turn starts this long before its first window's centre: a window is silence
+    /// only when < 10% of its 1.6 s is voiced, so the pause began near the window's *start*.
+    pub silence_lead_s: f64,
+    /// A turn that follows silence starts this long *after* its first window's centre (at most
+    /// at the confirming window's centre): ≥ 10% voiced is enough to leave silence, so the
+    /// first voiced window's speech often sits in its last part.
+    pub speech_onset_s: f64,
 }
 
 /// Default [`TurnParams::min_turn_s`] (see `docs/turns.md`).
-pub const DEFAULT_MIN_TURN_S: f64 = 0.5;
+pub const DEFAULT_MIN_TURN_S: f64 = 0.25;
 /// Default [`TurnParams::min_silence_s`] (see `docs/turns.md`).
-pub const DEFAULT_MIN_SILENCE_S: f64 = 0.5;
+pub const DEFAULT_MIN_SILENCE_S: f64 = 0.25;
 /// Default [`TurnParams::keep_score`] (see `docs/turns.md`).
 pub const DEFAULT_KEEP_SCORE: f32 = 0.60;
 /// Default [`TurnParams::max_gap_s`]: one window length (1.6 s, the encoder's window): beyond
 /// that, two windows share no audio at all.
 pub const DEFAULT_MAX_GAP_S: f64 = 1.6;
+
+/// Default [`TurnParams::change_lead_s`] (see `docs/turns.md`).
+pub const DEFAULT_CHANGE_LEAD_S: f64 = 0.25;
+/// Default [`TurnParams::silence_lead_s`] (see `docs/turns.md`).
+pub const DEFAULT_SILENCE_LEAD_S: f64 = 0.8;
+/// Default [`TurnParams::speech_onset_s`] (see `docs/turns.md`).
+pub const DEFAULT_SPEECH_ONSET_S: f64 = 0.3;
 
 impl Default for TurnParams {
     fn default() -> Self {
@@ -73,6 +92,9 @@ impl Default for TurnParams {
             min_silence_s: DEFAULT_MIN_SILENCE_S,
             keep_score: DEFAULT_KEEP_SCORE,
             max_gap_s: DEFAULT_MAX_GAP_S,
+            change_lead_s: DEFAULT_CHANGE_LEAD_S,
+            silence_lead_s: DEFAULT_SILENCE_LEAD_S,
+            speech_onset_s: DEFAULT_SPEECH_ONSET_S,
         }
     }
 }
@@ -127,6 +149,8 @@ struct State {
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     state: State,
+    /// Centre of the window before the run (any state), if any: how far back a change may lie.
+    before: Option<f64>,
     first_centre: f64,
     last_centre: f64,
     windows: usize,
@@ -182,12 +206,14 @@ impl TurnSmoother {
         if !centre.is_finite() {
             return None;
         }
+        let mut before = self.last_centre;
         if let Some(last) = self.last_centre {
             if centre <= last + TIME_EPS {
                 return None;
             }
             if centre - last > self.params.max_gap_s + TIME_EPS {
                 self.pending = None;
+                before = None;
             }
         }
         self.last_centre = Some(centre);
@@ -208,6 +234,7 @@ impl TurnSmoother {
             }
             _ => Pending {
                 state,
+                before,
                 first_centre: centre,
                 last_centre: centre,
                 windows: 1,
@@ -227,8 +254,28 @@ impl TurnSmoother {
         let turn = Turn {
             label: state.label,
             speaker: state.speaker,
-            start: run.first_centre,
+            start: self.start_of(&run),
             end: evidence_end,
+        };
+        if let Some(old) = self.current.replace(turn.clone()) {
+            self.close(&old, turn.start);
+        }
+        Some(turn)
+    }
+
+    /// Ends the stream: a pending run (the latest windows disagreeing with the current turn,
+    /// too few to confirm yet) becomes the final turn, since no later window can confirm or
+    /// refute it and it is the latest evidence. Without this a session's last state change is
+    /// lost whenever the stream stops less than a hold after it. Call once, after the last
+    /// [`push`](Self::push); returns the final turn when it is new.
+    pub fn finish(&mut self) -> Option<Turn> {
+        let run = self.pending.take()?;
+        let end = run.last_centre + self.hop;
+        let turn = Turn {
+            label: run.state.label,
+            speaker: run.state.speaker,
+            start: self.start_of(&run),
+            end,
         };
         if let Some(old) = self.current.replace(turn.clone()) {
             self.close(&old, turn.start);
@@ -290,6 +337,28 @@ impl TurnSmoother {
         }
     }
 
+    /// When a confirmed run's state began: its first window's centre, moved by the lead / onset
+    /// of its kind of change, never before the current turn's start nor after the run's last
+    /// window's centre.
+    fn start_of(&self, run: &Pending) -> f64 {
+        let p = &self.params;
+        let previous = self.current.as_ref().map(|t| t.label);
+        let start = if run.state.label == Label::Silence {
+            run.first_centre - p.silence_lead_s
+        } else if previous == Some(Label::Silence) {
+            run.first_centre + p.speech_onset_s
+        } else {
+            let room = run.before.map_or(0.0, |b| run.first_centre - b);
+            run.first_centre - p.change_lead_s.min(room)
+        };
+        // Stream time starts at 0: the first turn is not moved before it.
+        let floor = self
+            .current
+            .as_ref()
+            .map_or(run.first_centre.min(0.0), |t| t.start);
+        start.min(run.last_centre).max(floor)
+    }
+
     /// Adds a superseded turn's time, `[old.start, new_start)`, to its speaker's total.
     fn close(&mut self, old: &Turn, new_start: f64) {
         if let Some(slot) = old.speaker.and_then(|i| self.closed.get_mut(i)) {
@@ -317,6 +386,16 @@ mod tests {
     use super::*;
 
     const WIN: f64 = 1.6;
+
+    /// The defaults without the start leads, so that starts fall on window centres.
+    fn plain() -> TurnParams {
+        TurnParams {
+            change_lead_s: 0.0,
+            silence_lead_s: 0.0,
+            speech_onset_s: 0.0,
+            ..TurnParams::default()
+        }
+    }
 
     /// A window `k` of a stream with this hop: label from a compact code.
     /// `'a'`/`'b'`/`'c'` = speaker 0/1/2, `'u'` unknown, `'o'` overlap, `'s'` silence.
@@ -361,7 +440,7 @@ mod tests {
     #[test]
     fn single_window_flicker_never_makes_a_turn() {
         for hop in [0.25, 0.5, 1.0, 1.6] {
-            let (sm, turns) = run(TurnParams::default(), hop, "aaaabaaaauaaaasaaaaoaaaa");
+            let (sm, turns) = run(plain(), hop, "aaaabaaaauaaaasaaaaoaaaa");
             assert_eq!(turns.len(), 1, "hop {hop}: {turns:?}");
             assert_eq!(turns[0].speaker, Some(0));
             assert_eq!(sm.current().unwrap().speaker, Some(0));
@@ -371,7 +450,7 @@ mod tests {
     #[test]
     fn real_change_gives_exactly_one_turn_backdated() {
         for hop in [0.25, 0.5, 1.0, 1.6] {
-            let (_, turns) = run(TurnParams::default(), hop, "aaaaaabbbbbbbb");
+            let (_, turns) = run(plain(), hop, "aaaaaabbbbbbbb");
             assert_eq!(turns.len(), 2, "hop {hop}: {turns:?}");
             let b = &turns[1];
             assert_eq!((b.label, b.speaker), (Label::Speaker, Some(1)));
@@ -385,7 +464,7 @@ mod tests {
     #[test]
     fn change_is_reported_within_bounded_delay() {
         let hop = 0.5;
-        let mut sm = TurnSmoother::new(TurnParams::default(), hop, 2);
+        let mut sm = TurnSmoother::new(plain(), hop, 2);
         let mut reported_at = None;
         for (k, c) in "aaaaabbbbb".chars().enumerate() {
             let (start, end, label, speaker) = obs(k, hop, c);
@@ -410,7 +489,7 @@ mod tests {
     fn hold_is_in_seconds_not_windows() {
         let p = TurnParams {
             min_turn_s: 1.0,
-            ..TurnParams::default()
+            ..plain()
         };
         // hop 0.25: a 1 s hold needs centres 1 s apart = 5 windows; 4 are not enough.
         let (_, turns) = run(p, 0.25, "aaaaaaaabbbbaaaa");
@@ -424,7 +503,7 @@ mod tests {
 
     #[test]
     fn silence_unknown_and_overlap_are_states() {
-        let (_, turns) = run(TurnParams::default(), 0.5, "aaaassssuuuuoooobbbb");
+        let (_, turns) = run(plain(), 0.5, "aaaassssuuuuoooobbbb");
         let labels: Vec<Label> = turns.iter().map(|t| t.label).collect();
         assert_eq!(
             labels,
@@ -440,7 +519,7 @@ mod tests {
 
     #[test]
     fn weak_window_of_the_current_speaker_is_not_a_change() {
-        let mut sm = TurnSmoother::new(TurnParams::default(), 0.5, 2);
+        let mut sm = TurnSmoother::new(plain(), 0.5, 2);
         let push = |sm: &mut TurnSmoother, k: usize, label, speaker, scores: &[f32]| {
             let start = k as f64 * 0.5;
             sm.push(&Observation {
@@ -469,16 +548,16 @@ mod tests {
     #[test]
     fn dropped_windows_break_a_pending_run_only_when_the_gap_is_long() {
         // One dropped window (gap 1 s at hop 0.5): the run a-a-b-[drop]-b still confirms b.
-        let (_, turns) = run(TurnParams::default(), 0.5, "aaaab-bbb");
+        let (_, turns) = run(plain(), 0.5, "aaaab-bbb");
         assert_eq!(turns.len(), 2, "{turns:?}");
         assert!((turns[1].start - centre(4, 0.5)).abs() < 1e-9);
         // Four dropped windows (gap 2.5 s > 1.6 s): the lone `b` before the gap is forgotten,
         // and b's turn starts after the gap.
-        let (_, turns) = run(TurnParams::default(), 0.5, "aaaab----bbb");
+        let (_, turns) = run(plain(), 0.5, "aaaab----bbb");
         assert_eq!(turns.len(), 2, "{turns:?}");
         assert!((turns[1].start - centre(9, 0.5)).abs() < 1e-9);
         // Duplicates and late windows are ignored.
-        let mut sm = TurnSmoother::new(TurnParams::default(), 0.5, 1);
+        let mut sm = TurnSmoother::new(plain(), 0.5, 1);
         let o = Observation {
             start: 1.0,
             end: 2.6,
@@ -497,7 +576,7 @@ mod tests {
     fn talk_seconds_follow_the_smoothed_turns() {
         let hop = 0.5;
         // a: windows 0..6 (6 windows), b: 6..10, then silence.
-        let (sm, turns) = run(TurnParams::default(), hop, "aaaaaabbbbssss");
+        let (sm, turns) = run(plain(), hop, "aaaaaabbbbssss");
         assert_eq!(turns.len(), 3, "{turns:?}");
         let now = sm.current().unwrap().end;
         let talk = sm.talk_seconds(now);
@@ -506,7 +585,7 @@ mod tests {
         assert!((talk[1] - 2.0).abs() < 1e-9, "{talk:?}");
         assert_eq!(talk[2], 0.0);
         // The current turn is clipped at `until`.
-        let (sm, _) = run(TurnParams::default(), hop, "aaaaaa");
+        let (sm, _) = run(plain(), hop, "aaaaaa");
         let t0 = sm.current().unwrap().start;
         assert!((sm.talk_seconds(t0 + 1.0)[0] - 1.0).abs() < 1e-9);
         assert!(
@@ -518,10 +597,10 @@ mod tests {
 
     #[test]
     fn alternating_noise_never_settles_and_out_of_range_speakers_are_safe() {
-        let (sm, turns) = run(TurnParams::default(), 0.5, "aaaababababab");
+        let (sm, turns) = run(plain(), 0.5, "aaaababababab");
         assert_eq!(turns.len(), 1, "{turns:?}");
         // Speaker index beyond n_speakers: a turn, but no talk time slot to add to.
-        let mut sm2 = TurnSmoother::new(TurnParams::default(), 0.5, 1);
+        let mut sm2 = TurnSmoother::new(plain(), 0.5, 1);
         for k in 0..4 {
             let (start, end, ..) = obs(k, 0.5, 'c');
             sm2.push(&Observation {
@@ -535,5 +614,57 @@ mod tests {
         assert_eq!(sm2.current().unwrap().speaker, Some(7));
         assert_eq!(sm2.talk_seconds(100.0), vec![0.0]);
         drop(sm);
+    }
+
+    #[test]
+    fn finish_keeps_the_last_change_of_a_stream() {
+        let (mut sm, turns) = run(plain(), 0.5, "aaaab");
+        assert_eq!(turns.len(), 1);
+        let last = sm.finish().unwrap();
+        assert_eq!(last.speaker, Some(1));
+        assert!((last.start - centre(4, 0.5)).abs() < 1e-9);
+        assert_eq!(sm.finish(), None, "nothing pending any more");
+        let (mut sm, _) = run(plain(), 0.5, "aaaa");
+        assert_eq!(sm.finish(), None, "no pending change, no new turn");
+    }
+
+    #[test]
+    fn leads_move_starts_but_never_past_their_bounds() {
+        let p = TurnParams {
+            change_lead_s: 0.25,
+            silence_lead_s: 0.8,
+            speech_onset_s: 0.3,
+            ..TurnParams::default()
+        };
+        let hop = 0.5;
+        let (_, turns) = run(p, hop, "aaaaaabbbbssssaaaa");
+        let starts: Vec<f64> = turns.iter().map(|t| t.start).collect();
+        let want = [
+            centre(0, hop),        // first turn: no window before it, no lead
+            centre(6, hop) - 0.25, // a → b: half-way back to the previous centre
+            centre(10, hop) - 0.8, // b → silence: back to the silent window's start
+            centre(14, hop) + 0.3, // silence → a: speech starts late in the first window
+        ];
+        assert_eq!(starts.len(), want.len(), "{turns:?}");
+        for (s, w) in starts.iter().zip(want) {
+            assert!((s - w).abs() < 1e-9, "{starts:?} vs {want:?}");
+        }
+        // A lead longer than a hop goes back at most to the previous window's centre, and a
+        // silence lead never before the current turn's start.
+        let p = TurnParams {
+            change_lead_s: 5.0,
+            silence_lead_s: 50.0,
+            ..p
+        };
+        let (_, turns) = run(p, hop, "aaaabbbbss");
+        assert!((turns[1].start - centre(3, hop)).abs() < 1e-9, "{turns:?}");
+        assert!((turns[2].start - turns[1].start).abs() < 1e-9, "{turns:?}");
+        // An onset later than the confirming window is clipped to it.
+        let p = TurnParams {
+            speech_onset_s: 10.0,
+            ..p
+        };
+        let (_, turns) = run(p, hop, "ssssaa");
+        assert!((turns[1].start - centre(5, hop)).abs() < 1e-9, "{turns:?}");
     }
 }
