@@ -19,7 +19,10 @@
 //!   `A A B B B …` gives exactly one turn to `B`.
 //! - The new turn is backdated: it starts at the centre of the run's first window, the time
 //!   from which that window speaks for the stream under the "latest centre" convention (a
-//!   window covers from its centre to the next window's centre).
+//!   window covers from its centre to the next window's centre), moved by the kind of change:
+//!   [`TurnParams::change_lead_s`] earlier between speech states, [`TurnParams::silence_lead_s`]
+//!   earlier into silence, [`TurnParams::speech_onset_s`] later out of silence.
+//! - [`TurnSmoother::finish`] at the end of a stream keeps a change still pending.
 //! - Windows the service dropped leave a gap in stream time; a gap longer than
 //!   [`TurnParams::max_gap_s`] breaks a pending run (evidence across it is not consecutive).
 //!
