@@ -103,7 +103,14 @@ struct Conversation {
 impl Models {
     /// The worker's per-window pipeline (`process_windows`), at [`BASE_HOP`] over `wav`.
     fn label_windows(&self, wav: &[f32], enrolled: &[Embedding]) -> Vec<Window> {
+        // The gateway's default is overlap off (opt-in per session); TURNS_EVAL_OVERLAP=1
+        // evaluates with the overlap rule on.
         let params = DecisionParams::default().for_enrolled(enrolled.len());
+        let params = if std::env::var("TURNS_EVAL_OVERLAP").is_ok_and(|v| v == "1") {
+            params
+        } else {
+            params.without_overlap()
+        };
         let starts: Vec<usize> = (0..)
             .map(|k| k * BASE_HOP)
             .take_while(|s| s + WINDOW_SAMPLES <= wav.len())
