@@ -1,0 +1,774 @@
+//! The REST API: enrollment, speaker profiles, verification, health.
+
+use axum::Json;
+use axum::extract::multipart::{Field, MultipartRejection};
+use axum::extract::{Extension, Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use diglett_model::frontend::{DecodeError, DecodeOptions, decode_audio};
+use diglett_model::scoring::{self, Decision};
+use diglett_schemas::{EMBEDDING_DIM, EmbedOutcome, Enrollment, ErrorKind, Verdict, pcm};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::auth::Tenant;
+use crate::error::{ApiError, ErrorBody};
+use crate::store::Profile;
+
+/// Most files in one multipart request.
+pub const MAX_FILES: usize = 16;
+/// Most profiles in one verification.
+pub const MAX_VERIFY_SPEAKERS: usize = 16;
+/// Longest profile name (bytes).
+pub const MAX_NAME_BYTES: usize = 256;
+/// Enrollment needs this much speech for the verdict `ok` (s), as the worker judges one file.
+pub const MIN_SPEECH_SECONDS: f32 = 2.0;
+
+/// Multipart form of `POST /embed` and `POST /v1/speakers/{id}/samples`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct AudioForm {
+    /// An audio file (WAV, FLAC, MP3 or Ogg/Vorbis; any rate 8–48 kHz, any channels). Repeat
+    /// the field for several files where the endpoint allows it.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// A name echoed back (for `/embed`).
+    name: Option<String>,
+}
+
+/// Multipart form of `POST /v1/speakers`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct CreateSpeakerForm {
+    /// The speaker's display name.
+    name: String,
+    /// One or more audio files of the speaker alone (repeat the field).
+    #[schema(value_type = Vec<String>, format = Binary)]
+    file: Vec<Vec<u8>>,
+}
+
+/// Multipart form of `POST /v1/verify`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub struct VerifyForm {
+    /// The audio to verify.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Profile ids to score against: repeat the field or separate with commas (1 to 16).
+    speakers: String,
+    /// Acceptance threshold on the cosine score (default 0.67).
+    threshold: Option<f32>,
+}
+
+/// The fields of a multipart request.
+#[derive(Debug, Default)]
+struct Form {
+    files: Vec<Vec<u8>>,
+    name: Option<String>,
+    speakers: Vec<String>,
+    threshold: Option<String>,
+}
+
+fn multipart_error(e: &axum::extract::multipart::MultipartError) -> ApiError {
+    let status = e.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            status,
+            "payload_too_large",
+            "the request body is larger than the limit (DIGLETT_MAX_BODY_BYTES)",
+        )
+    } else {
+        ApiError::new(
+            status,
+            "bad_multipart",
+            format!("cannot read the form: {}", e.body_text()),
+        )
+    }
+}
+
+fn rejection(e: &MultipartRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!("expected a multipart/form-data body: {}", e.body_text()),
+    )
+}
+
+async fn text(field: Field<'_>, what: &str) -> Result<String, ApiError> {
+    let bytes = field.bytes().await.map_err(|e| multipart_error(&e))?;
+    if bytes.len() > 4096 {
+        return Err(ApiError::bad_request(format!("field {what} is too long")));
+    }
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::bad_request(format!("field {what} is not UTF-8")))
+}
+
+async fn read_form(multipart: Result<Multipart, MultipartRejection>) -> Result<Form, ApiError> {
+    let mut multipart = multipart.map_err(|e| rejection(&e))?;
+    let mut form = Form::default();
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(&e))?
+    {
+        match field.name().unwrap_or("") {
+            "file" => {
+                if form.files.len() == MAX_FILES {
+                    return Err(ApiError::bad_request(format!("at most {MAX_FILES} files")));
+                }
+                let bytes = field.bytes().await.map_err(|e| multipart_error(&e))?;
+                form.files.push(bytes.to_vec());
+            }
+            "name" => {
+                let name = text(field, "name").await?.trim().to_owned();
+                if name.len() > MAX_NAME_BYTES {
+                    return Err(ApiError::bad_request(format!(
+                        "name is longer than {MAX_NAME_BYTES} bytes"
+                    )));
+                }
+                form.name = Some(name);
+            }
+            "speakers" | "speaker" | "speaker_id" => {
+                let v = text(field, "speakers").await?;
+                form.speakers.extend(
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned),
+                );
+            }
+            "threshold" => form.threshold = Some(text(field, "threshold").await?),
+            // Unknown fields are read and ignored (forward compatibility).
+            _ => {
+                field.bytes().await.map_err(|e| multipart_error(&e))?;
+            }
+        }
+    }
+    Ok(form)
+}
+
+fn decode_error(e: DecodeError) -> ApiError {
+    match e {
+        DecodeError::Unsupported(m) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_audio",
+            format!("unsupported audio format ({m}); send WAV, FLAC, MP3 or Ogg/Vorbis"),
+        ),
+        DecodeError::TooLong { .. } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "audio_too_long",
+            e.to_string(),
+        ),
+        DecodeError::Empty => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "empty_audio",
+            "the file holds no audio samples",
+        ),
+        DecodeError::Resample(m) => ApiError::internal(m),
+        e => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "undecodable_audio",
+            e.to_string(),
+        ),
+    }
+}
+
+/// Decodes an upload and has a worker embed it.
+async fn enroll_file(
+    state: &AppState,
+    bytes: Vec<u8>,
+    name: Option<&str>,
+) -> Result<Enrollment, ApiError> {
+    let max_seconds = state.config.max_audio_seconds;
+    let samples =
+        tokio::task::spawn_blocking(move || decode_audio(&bytes, &DecodeOptions { max_seconds }))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(decode_error)?;
+    let pcm = pcm::from_f32(&samples);
+    drop(samples);
+    let reply = state
+        .bus
+        .embed(&pcm, name, state.config.embed_timeout)
+        .await?;
+    match reply.outcome {
+        EmbedOutcome::Ok(e) => Ok(e),
+        EmbedOutcome::Error(e) => Err(match e.kind {
+            ErrorKind::TooLong => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "audio_too_long",
+                e.message,
+            ),
+            ErrorKind::Empty => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "empty_audio", e.message)
+            }
+            ErrorKind::PartTimeout => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "worker_timeout", e.message)
+            }
+            _ => ApiError::internal(format!("worker: {} ({})", e.message, e.kind.as_str())),
+        }),
+    }
+}
+
+/// Response of `POST /embed` (the original Diglett's shape, plus `lufs` and `verdict`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmbedResponse {
+    /// The `name` field of the request, if any.
+    pub name: Option<String>,
+    /// The voice signature: 256 floats, L2-normalised; `null` when no speech was found.
+    pub embedding: Option<Vec<f32>>,
+    /// Loudness of the recording in dBFS (RMS).
+    pub volume: f32,
+    /// Integrated loudness (EBU R128, LUFS).
+    pub lufs: f32,
+    /// Seconds of speech found by the VAD.
+    pub speech_seconds: f32,
+    /// Duration of the recording (s).
+    pub duration: f32,
+    /// `ok`, `no_voice`, `clipped`, `too_quiet` or `too_short` (less than 2 s of speech).
+    pub verdict: String,
+}
+
+/// `POST /embed`: a voice signature from one recording.
+#[utoipa::path(post, path = "/embed", tag = "enrollment",
+    request_body(content = AudioForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "The signature", body = EmbedResponse),
+        (status = 400, description = "Missing file", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not multipart, or unsupported audio format", body = ErrorBody),
+        (status = 422, description = "Audio too long, empty or corrupt", body = ErrorBody),
+        (status = 503, description = "No worker answering", body = ErrorBody),
+        (status = 504, description = "Worker timeout", body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn embed(
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<EmbedResponse>, ApiError> {
+    let mut form = read_form(multipart).await?;
+    if form.files.len() != 1 {
+        return Err(ApiError::bad_request("send exactly one `file` field"));
+    }
+    let file = form.files.remove(0);
+    let e = enroll_file(&state, file, form.name.as_deref()).await?;
+    Ok(Json(EmbedResponse {
+        name: form.name,
+        embedding: e.embedding,
+        volume: e.loudness.dbfs,
+        lufs: e.loudness.lufs,
+        speech_seconds: e.speech_seconds,
+        duration: e.duration_seconds,
+        verdict: e.verdict.as_str().to_owned(),
+    }))
+}
+
+/// What one uploaded file gave.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SampleReport {
+    /// The file's verdict.
+    pub verdict: String,
+    /// Its speech (s).
+    pub speech_seconds: f32,
+    /// Its duration (s).
+    pub duration: f32,
+    /// Its loudness (dBFS).
+    pub volume: f32,
+    /// Its integrated loudness (LUFS).
+    pub lufs: f32,
+}
+
+/// A profile as returned by the API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProfileView {
+    /// Profile id (UUID).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Total speech enrolled (s).
+    pub speech_seconds: f32,
+    /// Recordings merged into the profile.
+    pub samples: u32,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Last update (RFC 3339).
+    pub updated_at: String,
+    /// The signature (only with `?include=embedding`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
+}
+
+fn rfc3339(ms: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+impl ProfileView {
+    fn new(p: Profile, with_embedding: bool) -> Self {
+        Self {
+            id: p.id,
+            name: p.name,
+            speech_seconds: p.speech_seconds,
+            samples: p.samples,
+            created_at: rfc3339(p.created_at_ms),
+            updated_at: rfc3339(p.updated_at_ms),
+            embedding: with_embedding.then_some(p.embedding),
+        }
+    }
+}
+
+/// Response of `POST /v1/speakers` and `POST /v1/speakers/{id}/samples`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnrollResponse {
+    /// Profile id (UUID).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Total speech in the profile (s).
+    pub speech_seconds: f32,
+    /// Verdict on this upload: `ok`, or why the profile may be weak (`too_short`, `clipped`,
+    /// `too_quiet`).
+    pub verdict: String,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Recordings merged into the profile so far.
+    pub samples: u32,
+    /// Per file of this upload.
+    pub files: Vec<SampleReport>,
+}
+
+/// Embeds every file and merges those with speech: (speech-weighted mean embedding, speech
+/// seconds, overall verdict, per-file reports).
+async fn enroll_files(
+    state: &AppState,
+    files: Vec<Vec<u8>>,
+) -> Result<(Vec<f32>, f32, Verdict, Vec<SampleReport>), ApiError> {
+    if files.is_empty() {
+        return Err(ApiError::bad_request("send at least one `file` field"));
+    }
+    let mut reports = Vec::with_capacity(files.len());
+    let mut merged = vec![0f32; EMBEDDING_DIM];
+    let mut speech = 0f32;
+    let mut used = Vec::new();
+    for file in files {
+        let e = enroll_file(state, file, None).await?;
+        reports.push(SampleReport {
+            verdict: e.verdict.as_str().to_owned(),
+            speech_seconds: e.speech_seconds,
+            duration: e.duration_seconds,
+            volume: e.loudness.dbfs,
+            lufs: e.loudness.lufs,
+        });
+        if let Some(emb) = &e.embedding {
+            // A file with an embedding has some speech; weigh it by how much.
+            let w = e.speech_seconds.max(0.1);
+            for (m, x) in merged.iter_mut().zip(emb) {
+                *m += w * x;
+            }
+            speech += e.speech_seconds;
+            used.push(e.verdict);
+        }
+    }
+    if used.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_voice",
+            "no speech was found in the audio",
+        ));
+    }
+    scoring::l2_normalize(&mut merged);
+    Ok((merged, speech, overall_verdict(&used, speech), reports))
+}
+
+/// The verdict on several files together: enough speech in total, and no file clipped or
+/// too quiet.
+fn overall_verdict(used: &[Verdict], speech: f32) -> Verdict {
+    used.iter()
+        .copied()
+        .find(|v| matches!(v, Verdict::Clipped | Verdict::TooQuiet))
+        .unwrap_or(if speech < MIN_SPEECH_SECONDS {
+            Verdict::TooShort
+        } else {
+            Verdict::Ok
+        })
+}
+
+/// `POST /v1/speakers`: creates a profile from one or more recordings.
+#[utoipa::path(post, path = "/v1/speakers", tag = "profiles",
+    request_body(content = CreateSpeakerForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Created", body = EnrollResponse),
+        (status = 400, description = "Missing name or file", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Not multipart, or unsupported audio format", body = ErrorBody),
+        (status = 422, description = "Audio too long, empty, corrupt, or no speech", body = ErrorBody),
+        (status = 503, description = "No worker or store unavailable", body = ErrorBody),
+        (status = 504, description = "Worker timeout", body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn create_speaker(
+    State(state): State<AppState>,
+    Extension(Tenant(tenant)): Extension<Tenant>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let form = read_form(multipart).await?;
+    let name = form
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("a non-empty `name` field is required"))?;
+    let (embedding, speech, verdict, files) = enroll_files(&state, form.files).await?;
+    let p = state
+        .store
+        .create(&tenant, &name, &embedding, speech)
+        .await?;
+    state.metrics.profiles_created.inc();
+    let body = EnrollResponse {
+        created_at: rfc3339(p.created_at_ms),
+        id: p.id,
+        name: p.name,
+        speech_seconds: p.speech_seconds,
+        verdict: verdict.as_str().to_owned(),
+        samples: p.samples,
+        files,
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Profile ids are UUIDs; anything else cannot exist.
+fn check_id(id: &str) -> Result<(), ApiError> {
+    uuid::Uuid::parse_str(id)
+        .map(|_| ())
+        .map_err(|_| ApiError::profile_not_found(id))
+}
+
+/// `POST /v1/speakers/{id}/samples`: more recordings improve a profile.
+#[utoipa::path(post, path = "/v1/speakers/{id}/samples", tag = "profiles",
+    params(("id" = String, Path, description = "Profile id")),
+    request_body(content = AudioForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "Updated", body = EnrollResponse),
+        (status = 404, description = "No such profile", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Unsupported", body = ErrorBody),
+        (status = 422, description = "Unusable audio", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+        (status = 504, description = "Worker timeout", body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn add_samples(
+    State(state): State<AppState>,
+    Extension(Tenant(tenant)): Extension<Tenant>,
+    Path(id): Path<String>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<EnrollResponse>, ApiError> {
+    check_id(&id)?;
+    // Fail fast before running the encoder for a profile that does not exist.
+    if state.store.get(&tenant, &id).await?.is_none() {
+        return Err(ApiError::profile_not_found(&id));
+    }
+    let form = read_form(multipart).await?;
+    let (embedding, speech, verdict, files) = enroll_files(&state, form.files).await?;
+    let p = state
+        .store
+        .add_sample(&tenant, &id, &embedding, speech)
+        .await?
+        .ok_or_else(|| ApiError::profile_not_found(&id))?;
+    Ok(Json(EnrollResponse {
+        created_at: rfc3339(p.created_at_ms),
+        id: p.id,
+        name: p.name,
+        speech_seconds: p.speech_seconds,
+        verdict: verdict.as_str().to_owned(),
+        samples: p.samples,
+        files,
+    }))
+}
+
+/// Response of `GET /v1/speakers`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProfileList {
+    /// The tenant's profiles, oldest first.
+    pub speakers: Vec<ProfileView>,
+}
+
+/// `GET /v1/speakers`: the caller's profiles (without embeddings).
+#[utoipa::path(get, path = "/v1/speakers", tag = "profiles",
+    responses(
+        (status = 200, description = "The profiles", body = ProfileList),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn list_speakers(
+    State(state): State<AppState>,
+    Extension(Tenant(tenant)): Extension<Tenant>,
+) -> Result<Json<ProfileList>, ApiError> {
+    let speakers = state
+        .store
+        .list(&tenant)
+        .await?
+        .into_iter()
+        .map(|p| ProfileView::new(p, false))
+        .collect();
+    Ok(Json(ProfileList { speakers }))
+}
+
+/// Query of `GET /v1/speakers/{id}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct GetQuery {
+    /// `embedding` to include the signature.
+    include: Option<String>,
+}
+
+/// `GET /v1/speakers/{id}`: one profile; the embedding only with `?include=embedding`.
+#[utoipa::path(get, path = "/v1/speakers/{id}", tag = "profiles",
+    params(("id" = String, Path, description = "Profile id"), GetQuery),
+    responses(
+        (status = 200, description = "The profile", body = ProfileView),
+        (status = 404, description = "No such profile", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn get_speaker(
+    State(state): State<AppState>,
+    Extension(Tenant(tenant)): Extension<Tenant>,
+    Path(id): Path<String>,
+    Query(q): Query<GetQuery>,
+) -> Result<Json<ProfileView>, ApiError> {
+    check_id(&id)?;
+    let with_embedding = q
+        .include
+        .is_some_and(|i| i.split(',').any(|x| x.trim() == "embedding"));
+    let p = state
+        .store
+        .get(&tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::profile_not_found(&id))?;
+    Ok(Json(ProfileView::new(p, with_embedding)))
+}
+
+/// `DELETE /v1/speakers/{id}`: deletes a profile for good.
+#[utoipa::path(delete, path = "/v1/speakers/{id}", tag = "profiles",
+    params(("id" = String, Path, description = "Profile id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such profile", body = ErrorBody),
+        (status = 503, description = "Store unavailable", body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn delete_speaker(
+    State(state): State<AppState>,
+    Extension(Tenant(tenant)): Extension<Tenant>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_id(&id)?;
+    if state.store.delete(&tenant, &id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::profile_not_found(&id))
+    }
+}
+
+/// One profile's score.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScoreView {
+    /// Profile id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Cosine similarity of the recording to the profile.
+    pub score: f32,
+}
+
+/// Response of `POST /v1/verify`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResponse {
+    /// `speaker` (a profile reached the threshold), `unknown`, or `silence` (no speech).
+    pub label: String,
+    /// The best profile at or above the threshold.
+    pub speaker_id: Option<String>,
+    /// Its name.
+    pub speaker: Option<String>,
+    /// The best score.
+    pub score: Option<f32>,
+    /// The threshold applied.
+    pub threshold: f32,
+    /// Every profile's score, in request order.
+    pub scores: Vec<ScoreView>,
+    /// Speech in the recording (s).
+    pub speech_seconds: f32,
+}
+
+/// Resolves profile ids of one tenant, in order; the first unknown one is a 404.
+pub async fn resolve_profiles(
+    state: &AppState,
+    tenant: &str,
+    ids: &[String],
+) -> Result<Vec<Profile>, ApiError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        check_id(id)?;
+        out.push(
+            state
+                .store
+                .get(tenant, id)
+                .await?
+                .ok_or_else(|| ApiError::profile_not_found(id))?,
+        );
+    }
+    Ok(out)
+}
+
+/// `POST /v1/verify`: scores a recording against one or more profiles.
+#[utoipa::path(post, path = "/v1/verify", tag = "verification",
+    request_body(content = VerifyForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, description = "Scores and decision", body = VerifyResponse),
+        (status = 400, description = "Missing file or speakers, bad threshold", body = ErrorBody),
+        (status = 404, description = "Unknown profile", body = ErrorBody),
+        (status = 413, description = "Body over the limit", body = ErrorBody),
+        (status = 415, description = "Unsupported", body = ErrorBody),
+        (status = 422, description = "Unusable audio", body = ErrorBody),
+        (status = 503, description = "Unavailable", body = ErrorBody),
+        (status = 504, description = "Worker timeout", body = ErrorBody)),
+    security((), ("bearer" = [])))]
+pub async fn verify(
+    State(state): State<AppState>,
+    Extension(Tenant(tenant)): Extension<Tenant>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    let mut form = read_form(multipart).await?;
+    if form.files.len() != 1 {
+        return Err(ApiError::bad_request("send exactly one `file` field"));
+    }
+    if form.speakers.is_empty() || form.speakers.len() > MAX_VERIFY_SPEAKERS {
+        return Err(ApiError::bad_request(format!(
+            "send 1 to {MAX_VERIFY_SPEAKERS} profile ids in `speakers`"
+        )));
+    }
+    let threshold = match form.threshold.as_deref().map(str::trim) {
+        None | Some("") => scoring::DecisionParams::default().threshold,
+        Some(t) => t
+            .parse::<f32>()
+            .ok()
+            .filter(|t| (-1.0..=1.0).contains(t))
+            .ok_or_else(|| ApiError::bad_request("threshold must be a number from -1 to 1"))?,
+    };
+    let profiles = resolve_profiles(&state, &tenant, &form.speakers).await?;
+    let e = enroll_file(&state, form.files.remove(0), None).await?;
+    let Some(embedding) = e.embedding else {
+        return Ok(Json(VerifyResponse {
+            label: "silence".into(),
+            speaker_id: None,
+            speaker: None,
+            score: None,
+            threshold,
+            scores: Vec::new(),
+            speech_seconds: e.speech_seconds,
+        }));
+    };
+    let scores: Vec<f32> = profiles
+        .iter()
+        .map(|p| scoring::cosine(&embedding, &p.embedding))
+        .collect();
+    let decision = scoring::decide(&scores, threshold);
+    let (label, winner) = match decision {
+        Decision::Speaker { index, .. } => ("speaker", profiles.get(index)),
+        Decision::Unknown { .. } => ("unknown", None),
+    };
+    Ok(Json(VerifyResponse {
+        label: label.into(),
+        speaker_id: winner.map(|p| p.id.clone()),
+        speaker: winner.map(|p| p.name.clone()),
+        score: decision.best_score(),
+        threshold,
+        scores: profiles
+            .iter()
+            .zip(&scores)
+            .map(|(p, &score)| ScoreView {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                score,
+            })
+            .collect(),
+        speech_seconds: e.speech_seconds,
+    }))
+}
+
+/// `GET /healthz`: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Up", body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        checks: None,
+    })
+}
+
+/// Health and readiness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    pub status: String,
+    /// Per dependency: `ok` or what is wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// `GET /readyz`: the bus and the store are reachable and at least one worker answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Not ready; `checks` says why", body = Health)))]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let timeout = std::time::Duration::from_secs(2);
+    let (bus, store) = tokio::join!(
+        state.bus.ready(timeout),
+        tokio::time::timeout(timeout, state.store.ping())
+    );
+    let mut checks = std::collections::BTreeMap::new();
+    let bus_ok = bus.is_ok();
+    checks.insert(
+        format!("bus ({})", state.bus.kind()),
+        bus.map_or_else(|e| e.to_string(), |()| "ok".into()),
+    );
+    let store_ok = matches!(store, Ok(Ok(())));
+    checks.insert(
+        format!("store ({})", state.store.backend()),
+        match store {
+            Ok(Ok(())) => "ok".into(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".into(),
+        },
+    );
+    let ok = bus_ok && store_ok;
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Health {
+            status: if ok { "ok" } else { "unavailable" }.into(),
+            checks: Some(checks),
+        }),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overall_verdicts() {
+        assert_eq!(overall_verdict(&[Verdict::Ok], 3.0), Verdict::Ok);
+        assert_eq!(
+            overall_verdict(&[Verdict::TooShort, Verdict::TooShort], 3.0),
+            Verdict::Ok
+        );
+        assert_eq!(overall_verdict(&[Verdict::Ok], 1.0), Verdict::TooShort);
+        assert_eq!(
+            overall_verdict(&[Verdict::Ok, Verdict::Clipped], 9.0),
+            Verdict::Clipped
+        );
+    }
+}
