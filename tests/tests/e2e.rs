@@ -1,0 +1,533 @@
+//! End-to-end and fault scenarios over real processes: nats-server, redis-server, the
+//! gateway binary and two worker binaries, each test with its own servers and ports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_lossless)]
+
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use diglett_e2e::{Nats, Proc, Redis, base_env, start_gateway, start_worker, wait_ready};
+use diglett_model::eval::{self, Speaker};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+const SPEAKERS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/speakers");
+const SR: usize = 16_000;
+/// The two voices of the conversation (indices into data/speakers).
+const VOICES: [usize; 2] = [2, 3];
+
+fn speakers() -> &'static [Speaker] {
+    static S: OnceLock<Vec<Speaker>> = OnceLock::new();
+    S.get_or_init(|| eval::load_speakers(Path::new(SPEAKERS_DIR)).expect("speakers"))
+}
+
+/// About `seconds` of a speaker's utterances from `first` on.
+fn speech(speaker: usize, first: usize, seconds: f32) -> Vec<f32> {
+    let mut out = Vec::new();
+    for (_, w) in speakers()[speaker].utterances.iter().skip(first) {
+        if out.len() as f32 >= seconds * SR as f32 {
+            break;
+        }
+        out.extend_from_slice(w);
+    }
+    out.truncate((seconds * SR as f32) as usize);
+    out
+}
+
+fn wav(samples: &[f32]) -> Vec<u8> {
+    let n = (samples.len() * 2) as u32;
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + n).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&[1, 0, 1, 0]);
+    w.extend_from_slice(&16_000u32.to_le_bytes());
+    w.extend_from_slice(&32_000u32.to_le_bytes());
+    w.extend_from_slice(&[2, 0, 16, 0]);
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&n.to_le_bytes());
+    w.extend(s16(samples));
+    w
+}
+
+fn s16(x: &[f32]) -> Vec<u8> {
+    x.iter()
+        .flat_map(|&v| ((v * 32768.0).round().clamp(-32768.0, 32767.0) as i16).to_le_bytes())
+        .collect()
+}
+
+/// A running stack: NATS, Redis, two workers, a gateway.
+struct Stack {
+    nats: Nats,
+    redis: Redis,
+    workers: Vec<Proc>,
+    gateway: Proc,
+    addr: String,
+}
+
+impl Stack {
+    async fn start(workers: usize, extra: &[(&str, &str)]) -> Self {
+        let nats = Nats::start();
+        let redis = Redis::start();
+        let mut env = base_env(&nats.url(), &redis.url());
+        for (k, v) in extra {
+            env.insert((*k).into(), (*v).into());
+        }
+        let workers = (0..workers).map(|_| start_worker(&env)).collect();
+        let (gateway, addr) = start_gateway(&env);
+        wait_ready(&addr, Duration::from_secs(60)).await;
+        Self {
+            nats,
+            redis,
+            workers,
+            gateway,
+            addr,
+        }
+    }
+
+    /// Enrolls a profile from ~5 s of a speaker's first utterances.
+    async fn enroll(&self, name: &str, speaker: usize) -> String {
+        let (status, body) = self.enroll_raw(name, &speech(speaker, 0, 5.0)).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn enroll_raw(&self, name: &str, audio: &[f32]) -> (u16, Value) {
+        let form = reqwest::multipart::Form::new()
+            .text("name", name.to_owned())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(wav(audio)).file_name("a.wav"),
+            );
+        let r = reqwest::Client::new()
+            .post(format!("http://{}/v1/speakers", self.addr))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn embed(&self, audio: &[f32]) -> Value {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(wav(audio)).file_name("a.wav"),
+        );
+        let r = reqwest::Client::new()
+            .post(format!("http://{}/embed", self.addr))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["embedding"].clone()
+    }
+}
+
+/// What a session gave the client.
+#[derive(Debug, Default)]
+struct Transcript {
+    messages: Vec<Value>,
+    close: Option<(u16, String)>,
+}
+
+impl Transcript {
+    fn of_type(&self, t: &str) -> Vec<&Value> {
+        self.messages.iter().filter(|m| m["type"] == t).collect()
+    }
+}
+
+/// Streams `audio` (16 kHz) in 100 ms frames at `speed` × real time, calling `fault` once
+/// when `fault_at` of stream time has been sent, then `stop`; returns everything received.
+async fn session(
+    addr: &str,
+    speakers: Value,
+    audio: &[f32],
+    speed: f64,
+    fault_at: Option<f64>,
+    fault: impl AsyncFnOnce(),
+) -> Transcript {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/stream"))
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let start = json!({"type":"start","audio":{"sample_rate":16000,"encoding":"pcm_s16le","channels":1},"speakers":speakers});
+    tx.send(Message::Text(start.to_string().into()))
+        .await
+        .unwrap();
+    let reader = tokio::spawn(async move {
+        let mut t = Transcript::default();
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(120), rx.next()).await {
+            match m {
+                Ok(Message::Text(s)) => t.messages.push(serde_json::from_str(&s).unwrap()),
+                Ok(Message::Close(f)) => {
+                    t.close = f.map(|f| (u16::from(f.code), f.reason.to_string()));
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        t
+    });
+    let began = tokio::time::Instant::now();
+    let mut fault = Some(fault);
+    let frame = SR / 10;
+    for (i, chunk) in audio.chunks(frame).enumerate() {
+        if tx.send(Message::Binary(s16(chunk).into())).await.is_err() {
+            break;
+        }
+        let sent = (i + 1) as f64 * 0.1;
+        if let (Some(at), true) = (fault_at, sent >= fault_at.unwrap_or(f64::MAX))
+            && let Some(f) = fault.take()
+        {
+            let _ = at;
+            f().await;
+        }
+        tokio::time::sleep_until(began + Duration::from_secs_f64(sent / speed)).await;
+    }
+    let _ = tx.send(Message::Text(r#"{"type":"stop"}"#.into())).await;
+    tokio::time::timeout(Duration::from_secs(120), reader)
+        .await
+        .expect("the session ends")
+        .unwrap()
+}
+
+/// A conversation: alternating 6 s turns of the two voices from utterances not used to
+/// enroll, with 1–2 s of near-silence between turns. Returns the audio and the turns
+/// `(voice index, start s, end s)`.
+fn conversation() -> (Vec<f32>, Vec<(usize, f64, f64)>) {
+    let mut audio = Vec::new();
+    let mut truth = Vec::new();
+    let gaps = [1.0, 2.0, 1.5, 2.0, 1.0];
+    let mut noise = 12345u32;
+    let mut quiet = |n: usize, out: &mut Vec<f32>| {
+        for _ in 0..n {
+            noise = noise.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            out.push(((noise >> 16) as f32 / 65536.0 - 0.5) * 2e-4);
+        }
+    };
+    quiet(SR / 2, &mut audio);
+    for turn in 0..6 {
+        let who = turn % 2;
+        let x = speech(VOICES[who], 3 + turn / 2, 6.0);
+        let start = audio.len() as f64 / SR as f64;
+        audio.extend_from_slice(&x);
+        truth.push((who, start, audio.len() as f64 / SR as f64));
+        if let Some(g) = gaps.get(turn) {
+            quiet((g * SR as f64) as usize, &mut audio);
+        }
+    }
+    (audio, truth)
+}
+
+/// Scenario 1: enroll two voices, stream a conversation paced like a microphone, check
+/// speakers, silences, turns and talk time against the truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversation_end_to_end() {
+    let stack = Stack::start(2, &[]).await;
+    let a = stack.enroll("ana", VOICES[0]).await;
+    let b = stack.enroll("bea", VOICES[1]).await;
+    let names = ["ana", "bea"];
+    let (audio, truth) = conversation();
+    let t = session(&stack.addr, json!([a, b]), &audio, 1.0, None, async || {}).await;
+    assert_eq!(t.close.as_ref().map(|c| c.0), Some(1000), "{:?}", t.close);
+    let results = t.of_type("result");
+    let total = audio.len() as f64 / SR as f64;
+    assert_eq!(results.len(), ((total - 1.6) / 0.5) as usize + 1, "one result per window");
+    // Speech windows: at least 80% inside one turn. Silence windows: wholly in a gap.
+    let (mut right, mut speech_windows, mut silent_ok, mut silent) = (0, 0, 0, 0);
+    for r in &results {
+        let (s, e) = (r["start"].as_f64().unwrap(), r["end"].as_f64().unwrap());
+        let inside = |&(_, ts, te): &(usize, f64, f64)| (e.min(te) - s.max(ts)).max(0.0);
+        if let Some(&(who, ..)) = truth.iter().find(|t| inside(t) >= 0.8 * 1.6) {
+            speech_windows += 1;
+            if r["speaker"] == names[who] {
+                right += 1;
+            }
+        } else if truth.iter().all(|t| inside(t) == 0.0) {
+            silent += 1;
+            if r["label"] == "silence" {
+                silent_ok += 1;
+            }
+        }
+    }
+    assert!(speech_windows >= 30, "{speech_windows}");
+    assert!(
+        right * 10 >= speech_windows * 9,
+        "right speaker on {right}/{speech_windows} speech windows"
+    );
+    assert!(silent >= 2, "the 2 s gaps hold silence windows");
+    assert_eq!(silent_ok, silent, "silences are silence");
+
+    // Turns: in order; each change of voice has a turn to the new voice within 1.25 s (less
+    // than a window; the utterances begin with up to ~0.5 s of their own silence, and a turn
+    // after a pause starts once a window is mostly speech).
+    let turns = t.of_type("turn");
+    let starts: Vec<f64> = turns.iter().map(|x| x["start"].as_f64().unwrap()).collect();
+    assert!(
+        starts.windows(2).all(|w| w[0] <= w[1]),
+        "turns in order: {starts:?}"
+    );
+    // (The stream's first turn is no change of voice: its first window is only judged at
+    // 1.6 s.)
+    for &(who, ts, _) in &truth[1..] {
+        assert!(
+            turns
+                .iter()
+                .any(|x| x["speaker"] == names[who]
+                    && (x["start"].as_f64().unwrap() - ts).abs() <= 1.25),
+            "a turn to {} near {ts:.2} s: {turns:?}",
+            names[who]
+        );
+    }
+    // Talk time within 15% of the truth.
+    let summary = t.of_type("summary")[0];
+    for (i, name) in names.iter().enumerate() {
+        let truth_s: f64 = truth.iter().filter(|t| t.0 == i).map(|t| t.2 - t.1).sum();
+        let got = summary["talk_time"][name].as_f64().unwrap();
+        assert!(
+            (got - truth_s).abs() <= 0.15 * truth_s,
+            "{name}: talk time {got:.2} vs {truth_s:.2}"
+        );
+    }
+    assert_eq!(summary["dropped"], 0);
+    drop(stack);
+}
+
+/// Scenario 2: another service sees every result of a session, live (plain NATS) and after
+/// the fact (a JetStream consumer on the workers' stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_services_see_every_result() {
+    let stack = Stack::start(2, &[]).await;
+    let a = stack.enroll("ana", VOICES[0]).await;
+    let nc = async_nats::connect(stack.nats.url()).await.unwrap();
+    let mut live = nc
+        .subscribe(diglett_schemas::subjects::RESULTS_ALL)
+        .await
+        .unwrap();
+    nc.flush().await.unwrap();
+    let t = session(
+        &stack.addr,
+        json!([a]),
+        &speech(VOICES[0], 4, 8.0),
+        4.0,
+        None,
+        async || {},
+    )
+    .await;
+    let session_id = t.of_type("ready")[0]["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client_seqs: Vec<u64> = t
+        .of_type("result")
+        .iter()
+        .map(|r| r["seq"].as_u64().unwrap())
+        .collect();
+    assert!(!client_seqs.is_empty());
+
+    let mut live_seqs = Vec::new();
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(2), live.next()).await {
+        let r: diglett_schemas::WindowResult = diglett_schemas::decode(&m.payload).unwrap();
+        assert_eq!(r.session, session_id);
+        live_seqs.push(r.seq);
+    }
+    live_seqs.sort_unstable();
+    live_seqs.dedup();
+    assert_eq!(
+        live_seqs, client_seqs,
+        "a plain subscriber saw every result"
+    );
+
+    let js = async_nats::jetstream::new(nc);
+    let stream = js
+        .get_stream(diglett_schemas::subjects::EVENTS_STREAM)
+        .await
+        .unwrap();
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            filter_subject: diglett_schemas::subjects::results(&session_id).unwrap(),
+            deliver_policy: async_nats::jetstream::consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer
+        .fetch()
+        .max_messages(1000)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .unwrap();
+    let mut replayed = Vec::new();
+    while let Some(Ok(m)) = messages.next().await {
+        let r: diglett_schemas::WindowResult = diglett_schemas::decode(&m.payload).unwrap();
+        replayed.push(r.seq);
+    }
+    replayed.sort_unstable();
+    replayed.dedup();
+    assert_eq!(
+        replayed, client_seqs,
+        "a JetStream consumer replays every result"
+    );
+}
+
+/// Scenario 3: SIGKILL one of two workers mid-stream; the session completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_worker_mid_stream() {
+    let mut stack = Stack::start(2, &[("DIGLETT_WINDOW_TIMEOUT_MS", "1000")]).await;
+    let a = stack.enroll("ana", VOICES[0]).await;
+    let audio = speech(VOICES[0], 4, 14.0);
+    let mut victim = stack.workers.remove(0);
+    let t = session(
+        &stack.addr,
+        json!([a]),
+        &audio,
+        2.0,
+        Some(5.0),
+        async || victim.kill(),
+    )
+    .await;
+    assert_eq!(t.close.as_ref().map(|c| c.0), Some(1000), "{:?}", t.close);
+    let windows = ((14.0 - 1.6) / 0.5) as u64 + 1;
+    let summary = t.of_type("summary")[0];
+    let results = t.of_type("result").len() as u64;
+    let dropped = summary["dropped"].as_u64().unwrap();
+    assert_eq!(
+        results + dropped,
+        windows,
+        "every window answered or reported"
+    );
+    assert!(
+        dropped <= 8,
+        "at most the in-flight windows are lost: {dropped}"
+    );
+}
+
+/// Scenario 4: restart nats-server mid-stream; everything reconnects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_nats_mid_stream() {
+    let mut stack = Stack::start(2, &[("DIGLETT_WINDOW_TIMEOUT_MS", "1000")]).await;
+    let a = stack.enroll("ana", VOICES[0]).await;
+    let sig = stack.embed(&speech(VOICES[0], 0, 5.0)).await;
+    let audio = speech(VOICES[0], 4, 12.0);
+    let restarted = std::cell::Cell::new(None);
+    let nats = &mut stack.nats;
+    let t = session(
+        &stack.addr,
+        json!([a]),
+        &audio,
+        2.0,
+        Some(4.0),
+        async || {
+            nats.restart();
+            restarted.set(Some(Instant::now()));
+        },
+    )
+    .await;
+    // Either the session went on to its summary, or it ended with a clear error frame.
+    match t.close.as_ref().map(|c| c.0) {
+        Some(1000) => assert_eq!(t.of_type("summary").len(), 1),
+        other => assert!(
+            !t.of_type("error").is_empty(),
+            "close {other:?} without an error: {:?}",
+            t.messages.last()
+        ),
+    }
+    // A new session works within 10 s of the restart.
+    let since = restarted.get().expect("restarted");
+    let fresh = session(
+        &stack.addr,
+        json!([{"name":"ana","embedding":sig}]),
+        &speech(VOICES[0], 6, 4.0),
+        8.0,
+        None,
+        async || {},
+    )
+    .await;
+    assert!(!fresh.of_type("result").is_empty(), "{:?}", fresh.messages);
+    assert!(
+        since.elapsed() < Duration::from_secs(10) + Duration::from_secs(5),
+        "took {:?}",
+        since.elapsed()
+    );
+}
+
+/// Scenario 5: Redis down → enrollment 503, inline streams still work; Redis back → enrollment
+/// works again without restarting anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage() {
+    let mut stack = Stack::start(1, &[]).await;
+    let sig = stack.embed(&speech(VOICES[0], 0, 5.0)).await;
+    stack.redis.stop();
+    let (status, body) = stack.enroll_raw("ana", &speech(VOICES[0], 0, 5.0)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "store_unavailable");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable")
+    );
+    let t = session(
+        &stack.addr,
+        json!([{"name":"ana","embedding":sig}]),
+        &speech(VOICES[0], 4, 4.0),
+        8.0,
+        None,
+        async || {},
+    )
+    .await;
+    assert_eq!(t.close.as_ref().map(|c| c.0), Some(1000));
+    assert!(!t.of_type("result").is_empty());
+    stack.redis.resume();
+    let start = Instant::now();
+    loop {
+        let (status, body) = stack.enroll_raw("ana", &speech(VOICES[0], 0, 5.0)).await;
+        if status == 201 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "enrollment after Redis returned: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Scenario 6: SIGTERM the gateway mid-session: remaining results, then 1001.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gateway_mid_session() {
+    let mut stack = Stack::start(1, &[]).await;
+    let a = stack.enroll("ana", VOICES[0]).await;
+    let audio = speech(VOICES[0], 4, 10.0);
+    let gateway = &stack.gateway;
+    let t = session(
+        &stack.addr,
+        json!([a]),
+        &audio,
+        2.0,
+        Some(4.0),
+        async || gateway.terminate(),
+    )
+    .await;
+    assert_eq!(t.close.as_ref().map(|c| c.0), Some(1001), "{:?}", t.close);
+    let summary = t.of_type("summary");
+    assert_eq!(summary.len(), 1);
+    let duration = summary[0]["duration"].as_f64().unwrap();
+    let windows = ((duration - 1.6) / 0.5 + 1e-9).floor() as usize + 1;
+    assert_eq!(
+        t.of_type("result").len(),
+        windows,
+        "every cut window answered before the close"
+    );
+    assert_eq!(
+        stack.gateway.wait(Duration::from_secs(20)),
+        Some(0),
+        "the gateway exits cleanly"
+    );
+}
