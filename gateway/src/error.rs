@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bus::BusError;
 use crate::store::StoreError;
@@ -20,14 +20,14 @@ pub struct ApiError {
 }
 
 /// The JSON body of an error.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// Code and message of an error.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `payload_too_large`, `audio_too_long`,
     /// `unsupported_audio`, `not_found`, `no_workers`, `worker_timeout`.

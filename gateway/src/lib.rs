@@ -14,10 +14,12 @@
 //! - [`ws`]: streaming sessions; [`protocol`]: their messages.
 //! - [`bus`]: NATS or in-process; [`store`]: Redis or embedded profiles.
 //! - [`auth`]: API keys and tenants; [`error`]: JSON errors; [`metrics`]: Prometheus.
+//! - [`client`]: the library half of the `diglett-client` command-line client.
 
 pub mod app;
 pub mod auth;
 pub mod bus;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod metrics;

@@ -265,7 +265,7 @@ pub async fn embed(
 }
 
 /// What one uploaded file gave.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SampleReport {
     /// The file's verdict.
     pub verdict: String,
@@ -280,7 +280,7 @@ pub struct SampleReport {
 }
 
 /// A profile as returned by the API.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProfileView {
     /// Profile id (UUID).
     pub id: String,
@@ -319,7 +319,7 @@ impl ProfileView {
 }
 
 /// Response of `POST /v1/speakers` and `POST /v1/speakers/{id}/samples`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct EnrollResponse {
     /// Profile id (UUID).
     pub id: String,
@@ -485,7 +485,7 @@ pub async fn add_samples(
 }
 
 /// Response of `GET /v1/speakers`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProfileList {
     /// The tenant's profiles, oldest first.
     pub speakers: Vec<ProfileView>,

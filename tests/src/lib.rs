@@ -307,13 +307,25 @@ pub fn start_gateway(env: &HashMap<String, String>) -> (Proc, String) {
     (p, format!("127.0.0.1:{port}"))
 }
 
+/// An HTTP client (reqwest is built without a bundled TLS crypto provider; ring is linked
+/// through async-nats, so install it once).
+///
+/// # Panics
+/// If the client cannot be built.
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .build()
+        .unwrap_or_else(|e| panic!("HTTP client: {e}"))
+}
+
 /// Waits until `GET /readyz` on `addr` is 200 (NATS, Redis and a worker).
 ///
 /// # Panics
 /// After `limit`.
 pub async fn wait_ready(addr: &str, limit: Duration) {
     let start = Instant::now();
-    let client = reqwest::Client::new();
+    let client = http();
     loop {
         if let Ok(r) = client.get(format!("http://{addr}/readyz")).send().await
             && r.status().is_success()

@@ -101,7 +101,7 @@ impl Stack {
                 "file",
                 reqwest::multipart::Part::bytes(wav(audio)).file_name("a.wav"),
             );
-        let r = reqwest::Client::new()
+        let r = diglett_e2e::http()
             .post(format!("http://{}/v1/speakers", self.addr))
             .multipart(form)
             .send()
@@ -116,7 +116,7 @@ impl Stack {
             "file",
             reqwest::multipart::Part::bytes(wav(audio)).file_name("a.wav"),
         );
-        let r = reqwest::Client::new()
+        let r = diglett_e2e::http()
             .post(format!("http://{}/embed", self.addr))
             .multipart(form)
             .send()
@@ -237,7 +237,11 @@ async fn conversation_end_to_end() {
     assert_eq!(t.close.as_ref().map(|c| c.0), Some(1000), "{:?}", t.close);
     let results = t.of_type("result");
     let total = audio.len() as f64 / SR as f64;
-    assert_eq!(results.len(), ((total - 1.6) / 0.5) as usize + 1, "one result per window");
+    assert_eq!(
+        results.len(),
+        ((total - 1.6) / 0.5) as usize + 1,
+        "one result per window"
+    );
     // Speech windows: at least 80% inside one turn. Silence windows: wholly in a gap.
     let (mut right, mut speech_windows, mut silent_ok, mut silent) = (0, 0, 0, 0);
     for r in &results {
