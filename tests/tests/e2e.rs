@@ -535,3 +535,233 @@ async fn sigterm_gateway_mid_session() {
         "the gateway exits cleanly"
     );
 }
+
+/// The compose file, honestly tested without a Docker engine: its declared shape is checked,
+/// then the same programs run with the same commands, flags and environment it declares —
+/// container paths, host names and ports mapped to local ones — and serve a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compose_stack_runs() {
+    use serde_yaml::Value as Y;
+    use std::collections::HashMap;
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let text = std::fs::read_to_string(format!("{root}/docker-compose.yml")).unwrap();
+    let doc: Y = serde_yaml::from_str(&text).unwrap();
+    let svc = &doc["services"];
+    let command = |name: &str| -> Vec<String> {
+        svc[name]["command"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{name}: command list"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let environment = |name: &str| -> HashMap<String, String> {
+        svc[name]["environment"]
+            .as_mapping()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        (
+                            k.as_str().unwrap().to_owned(),
+                            v.as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    // The declared shape.
+    assert!(command("nats").contains(&"-js".to_owned()), "JetStream on");
+    let redis_cmd = command("redis");
+    assert!(
+        redis_cmd.windows(2).any(|w| w == ["--appendonly", "yes"]),
+        "append-only Redis"
+    );
+    let named: Vec<&str> = doc["volumes"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    let redis_volume = svc["redis"]["volumes"][0].as_str().unwrap();
+    assert!(
+        named.contains(&redis_volume.split(':').next().unwrap()),
+        "Redis data on a named volume"
+    );
+    for s in ["nats", "redis"] {
+        assert!(
+            svc[s]["healthcheck"]["test"].is_sequence(),
+            "{s} has a health check"
+        );
+    }
+    for dep in ["nats", "redis"] {
+        assert_eq!(
+            svc["gateway"]["depends_on"][dep]["condition"],
+            "service_healthy"
+        );
+    }
+    assert_eq!(
+        svc["worker"]["depends_on"]["nats"]["condition"],
+        "service_healthy"
+    );
+    assert!(
+        svc["gateway"]["ports"]
+            .as_sequence()
+            .is_some_and(|p| !p.is_empty()),
+        "gateway port published"
+    );
+    assert_eq!(svc["worker"]["deploy"]["replicas"].as_u64(), Some(2));
+    assert!(
+        svc["worker"]["ports"].is_null(),
+        "scalable workers publish no host ports"
+    );
+    for (name, s) in svc.as_mapping().unwrap() {
+        assert!(
+            s["container_name"].is_null(),
+            "{name:?}: no fixed container name"
+        );
+    }
+    let dockerfile = std::fs::read_to_string(format!("{root}/Dockerfile")).unwrap();
+    assert!(
+        dockerfile.matches("FROM ").count() >= 2,
+        "multi-stage Dockerfile"
+    );
+    let user = dockerfile
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("USER "))
+        .expect("a USER line");
+    assert!(
+        !user.contains("root") && !user.contains(" 0"),
+        "runs as non-root: {user}"
+    );
+
+    // The same programs, locally.
+    let dir = tempfile::tempdir().unwrap();
+    let local = |p: &str, sub: &str| -> String {
+        let d = dir.path().join(sub);
+        std::fs::create_dir_all(&d).unwrap();
+        if p == "/data" {
+            d.display().to_string()
+        } else {
+            p.to_owned()
+        }
+    };
+    let (nats_port, monitor_port, redis_port) = (
+        diglett_e2e::free_port(),
+        diglett_e2e::free_port(),
+        diglett_e2e::free_port(),
+    );
+    let mut nats_args: Vec<String> = command("nats").iter().map(|a| local(a, "nats")).collect();
+    if let Some(i) = nats_args.iter().position(|a| a == "-m") {
+        nats_args[i + 1] = monitor_port.to_string();
+    }
+    nats_args.extend([
+        "-a".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        nats_port.to_string(),
+    ]);
+    let args: Vec<&str> = nats_args.iter().map(String::as_str).collect();
+    let _nats = Proc::spawn("nats", &"nats-server".into(), &args, &HashMap::new());
+    let mut redis_args: Vec<String> = redis_cmd[1..].iter().map(|a| local(a, "redis")).collect();
+    redis_args.extend([
+        "--bind".into(),
+        "127.0.0.1".into(),
+        "--port".into(),
+        redis_port.to_string(),
+    ]);
+    let args: Vec<&str> = redis_args.iter().map(String::as_str).collect();
+    let _redis = Proc::spawn(
+        "redis",
+        &redis_cmd[0].clone().into(),
+        &args,
+        &HashMap::new(),
+    );
+    // Health checks, as declared (host and port mapped).
+    let nats_health = format!("http://127.0.0.1:{monitor_port}/healthz?js-enabled-only=true");
+    let http = diglett_e2e::http();
+    let begun = Instant::now();
+    loop {
+        let nats_ok = http
+            .get(&nats_health)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        let redis_ok = std::process::Command::new("redis-cli")
+            .args(["-p", &redis_port.to_string(), "ping"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "PONG");
+        if nats_ok && redis_ok {
+            break;
+        }
+        assert!(
+            begun.elapsed() < Duration::from_secs(20),
+            "health checks: nats {nats_ok}, redis {redis_ok}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let gateway_port = diglett_e2e::free_port();
+    let map = |mut env: HashMap<String, String>| {
+        for v in env.values_mut() {
+            *v = v
+                .replace("nats://nats:4222", &format!("nats://127.0.0.1:{nats_port}"))
+                .replace(
+                    "redis://redis:6379",
+                    &format!("redis://127.0.0.1:{redis_port}"),
+                )
+                .replace("0.0.0.0:8080", &format!("127.0.0.1:{gateway_port}"))
+                // Each container has its own metrics port; local processes share one host.
+                .replace("0.0.0.0:9464", "127.0.0.1:0");
+        }
+        env
+    };
+    let worker_env = map(environment("worker"));
+    let _workers: Vec<Proc> = (0..svc["worker"]["deploy"]["replicas"].as_u64().unwrap())
+        .map(|_| {
+            Proc::spawn(
+                "worker",
+                &diglett_e2e::bin(&command("worker")[0]),
+                &[],
+                &worker_env,
+            )
+        })
+        .collect();
+    let _gateway = Proc::spawn(
+        "gateway",
+        &diglett_e2e::bin(&command("gateway")[0]),
+        &[],
+        &map(environment("gateway")),
+    );
+    let addr = format!("127.0.0.1:{gateway_port}");
+    wait_ready(&addr, Duration::from_secs(60)).await;
+    let stack_addr = addr.clone();
+    let form = reqwest::multipart::Form::new().text("name", "ana").part(
+        "file",
+        reqwest::multipart::Part::bytes(wav(&speech(VOICES[0], 0, 5.0))).file_name("a.wav"),
+    );
+    let created: Value = http
+        .post(format!("http://{stack_addr}/v1/speakers"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().expect("profile created").to_owned();
+    let t = session(
+        &stack_addr,
+        json!([id]),
+        &speech(VOICES[0], 4, 5.0),
+        8.0,
+        None,
+        async || {},
+    )
+    .await;
+    assert_eq!(t.close.as_ref().map(|c| c.0), Some(1000));
+    let results = t.of_type("result");
+    assert!(results.len() >= 6, "{results:?}");
+    assert!(results.iter().filter(|r| r["speaker"] == "ana").count() * 10 >= results.len() * 7);
+}
