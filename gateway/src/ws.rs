@@ -25,6 +25,8 @@ use diglett_schemas::{
     SessionEvent, WINDOW_SAMPLES, WindowRequest, WindowResult,
 };
 
+use diglett_worker::service::clip;
+
 use crate::app::AppState;
 use crate::auth::Tenant;
 use crate::bus::ResultStream;
@@ -1010,17 +1012,6 @@ async fn sleep_until(t: Option<Instant>) {
 
 fn to_i16(x: f32) -> i16 {
     (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16
-}
-
-fn clip(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// Names unique within the session: a repeated name gets its id's first 8 characters.

@@ -95,20 +95,7 @@ impl Stack {
     }
 
     async fn enroll_raw(&self, name: &str, audio: &[f32]) -> (u16, Value) {
-        let form = reqwest::multipart::Form::new()
-            .text("name", name.to_owned())
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(wav(audio)).file_name("a.wav"),
-            );
-        let r = diglett_e2e::http()
-            .post(format!("http://{}/v1/speakers", self.addr))
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        enroll_at(&self.addr, name, audio).await
     }
 
     async fn embed(&self, audio: &[f32]) -> Value {
@@ -125,6 +112,24 @@ impl Stack {
         assert_eq!(r.status(), 200);
         r.json::<Value>().await.unwrap()["embedding"].clone()
     }
+}
+
+/// `POST /v1/speakers` on the gateway at `addr`: (status, body).
+async fn enroll_at(addr: &str, name: &str, audio: &[f32]) -> (u16, Value) {
+    let form = reqwest::multipart::Form::new()
+        .text("name", name.to_owned())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(wav(audio)).file_name("a.wav"),
+        );
+    let r = diglett_e2e::http()
+        .post(format!("http://{addr}/v1/speakers"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 /// What a session gave the client.
@@ -737,19 +742,8 @@ async fn compose_stack_runs() {
     let addr = format!("127.0.0.1:{gateway_port}");
     wait_ready(&addr, Duration::from_secs(60)).await;
     let stack_addr = addr.clone();
-    let form = reqwest::multipart::Form::new().text("name", "ana").part(
-        "file",
-        reqwest::multipart::Part::bytes(wav(&speech(VOICES[0], 0, 5.0))).file_name("a.wav"),
-    );
-    let created: Value = http
-        .post(format!("http://{stack_addr}/v1/speakers"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (status, created) = enroll_at(&stack_addr, "ana", &speech(VOICES[0], 0, 5.0)).await;
+    assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().expect("profile created").to_owned();
     let t = session(
         &stack_addr,

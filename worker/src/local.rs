@@ -20,7 +20,7 @@ use diglett_schemas::{
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
-use crate::engine::{BatchSettings, Engine, EngineExit, ModelError, Models};
+use crate::engine::{EngineExit, Models};
 use crate::metrics::Metrics;
 use crate::service::{self, Ctx, Rejected, RunError};
 
@@ -42,27 +42,10 @@ impl LocalWorker {
         config: Config,
         models: Option<Arc<Models>>,
     ) -> Result<(Self, EngineExit), RunError> {
-        let models = match models {
-            Some(m) => m,
-            None => Arc::new(
-                tokio::task::spawn_blocking(Models::load)
-                    .await
-                    .map_err(|e| ModelError::Encoder(e.to_string()))??,
-            ),
-        };
+        let models = service::load_models(models).await?;
         let compute = Compute::new(config.compute_threads)?;
         let metrics = Arc::new(Metrics::new());
-        let (engine, exit) = Engine::start(
-            models,
-            compute,
-            BatchSettings {
-                max_batch: config.batch_size,
-                max_wait: config.batch_wait,
-                capacity: config.max_in_flight + config.max_embeds_in_flight,
-            },
-            Arc::clone(&metrics),
-        )
-        .map_err(RunError::Thread)?;
+        let (engine, exit) = service::start_engine(&config, models, compute, &metrics)?;
         let worker = Self {
             windows: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
             embeds: Arc::new(Semaphore::new(config.max_embeds_in_flight.max(1))),

@@ -130,14 +130,7 @@ pub async fn run_with(
     opts: RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let models = match opts.models {
-        Some(m) => m,
-        None => Arc::new(
-            tokio::task::spawn_blocking(Models::load)
-                .await
-                .map_err(|e| ModelError::Encoder(e.to_string()))??,
-        ),
-    };
+    let models = load_models(opts.models).await?;
     let compute = Compute::new(config.compute_threads)?;
     let metrics = Arc::new(Metrics::new());
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -162,17 +155,7 @@ pub async fn run_with(
         tracing::info!(stream = %info.config.name, max_age = ?info.config.max_age, "events stream ready");
     }
 
-    let (engine, mut engine_exit) = Engine::start(
-        models,
-        compute,
-        BatchSettings {
-            max_batch: config.batch_size,
-            max_wait: config.batch_wait,
-            capacity: config.max_in_flight + config.max_embeds_in_flight,
-        },
-        Arc::clone(&metrics),
-    )
-    .map_err(RunError::Thread)?;
+    let (engine, mut engine_exit) = start_engine(&config, models, compute, &metrics)?;
 
     let nats = |e: &dyn std::fmt::Display| RunError::Nats(e.to_string());
     let windows = client
@@ -248,6 +231,38 @@ pub async fn run_with(
         return Err(RunError::EngineDied);
     }
     Ok(())
+}
+
+/// `models`, or the models loaded from the embedded weights (off the async threads).
+pub(crate) async fn load_models(models: Option<Arc<Models>>) -> Result<Arc<Models>, RunError> {
+    Ok(match models {
+        Some(m) => m,
+        None => Arc::new(
+            tokio::task::spawn_blocking(Models::load)
+                .await
+                .map_err(|e| ModelError::Encoder(e.to_string()))??,
+        ),
+    })
+}
+
+/// The inference thread with the configuration's batching and queue capacity.
+pub(crate) fn start_engine(
+    config: &Config,
+    models: Arc<Models>,
+    compute: Compute,
+    metrics: &Arc<Metrics>,
+) -> Result<(Engine, crate::engine::EngineExit), RunError> {
+    Engine::start(
+        models,
+        compute,
+        BatchSettings {
+            max_batch: config.batch_size,
+            max_wait: config.batch_wait,
+            capacity: config.max_in_flight + config.max_embeds_in_flight,
+        },
+        Arc::clone(metrics),
+    )
+    .map_err(RunError::Thread)
 }
 
 /// Pulls messages while permits are free, handles each in its own task, and on stop drains the
@@ -350,7 +365,7 @@ pub(crate) struct Rejected {
 pub const MAX_MESSAGE_BYTES: usize = 512;
 
 /// `s` cut to at most `max` bytes, on a character boundary.
-fn clip(s: &str, max: usize) -> &str {
+pub fn clip(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
     }
