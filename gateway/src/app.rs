@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::{openapi, rest, ws};
+use crate::{openapi, rest, web, ws};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -102,7 +102,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(rest::healthz))
         .route("/readyz", get(rest::readyz))
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi::document));
+        .route("/openapi.json", get(openapi::document))
+        .merge(web::routes());
     let limit = state.config.max_body_bytes;
     protected
         .merge(open)

@@ -14,6 +14,7 @@
 //! - [`ws`]: streaming sessions; [`protocol`]: their messages.
 //! - [`bus`]: NATS or in-process; [`store`]: Redis or embedded profiles.
 //! - [`auth`]: API keys and tenants; [`error`]: JSON errors; [`metrics`]: Prometheus.
+//! - [`web`]: the web page at `/` (enroll voices, watch a conversation).
 //! - [`client`]: the library half of the `diglett-client` command-line client.
 
 pub mod app;
@@ -27,6 +28,7 @@ pub mod openapi;
 pub mod protocol;
 pub mod rest;
 pub mod store;
+pub mod web;
 pub mod ws;
 
 use std::sync::Arc;
