@@ -379,7 +379,65 @@ async fn operations_endpoints(mode: Mode) {
     gw.stop().await;
 }
 
+/// The web page and its assets are served, open even with API keys on, with their types and a
+/// Content-Security-Policy; an unknown asset is a JSON 404.
+async fn web_page_is_served(mode: Mode) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let gw = Gateway::start(mode, &[("DIGLETT_API_KEYS", "web-test-key-0123456789=web")]).await;
+    for (path, status, content_type, needle) in [
+        ("/", 200, "text/html; charset=utf-8", "/web/app.js"),
+        (
+            "/web/app.js",
+            200,
+            "text/javascript; charset=utf-8",
+            "new WebSocket",
+        ),
+        (
+            "/web/capture-worklet.js",
+            200,
+            "text/javascript; charset=utf-8",
+            "registerProcessor",
+        ),
+        (
+            "/web/style.css",
+            200,
+            "text/css; charset=utf-8",
+            ".timeline",
+        ),
+        ("/web/nope.js", 404, "application/json", "not_found"),
+    ] {
+        let resp = diglett_gateway::router(gw.state.clone())
+            .oneshot(
+                axum::http::Request::get(path)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{path}");
+        let headers = resp.headers().clone();
+        assert_eq!(headers["content-type"], content_type, "{path}");
+        if status == 200 {
+            assert!(
+                headers["content-security-policy"]
+                    .to_str()
+                    .unwrap()
+                    .contains("default-src 'self'"),
+                "{path}"
+            );
+        }
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            String::from_utf8_lossy(&body).contains(needle),
+            "{path} lacks {needle}"
+        );
+    }
+    gw.stop().await;
+}
+
 both_modes!(
+    web_page_is_served,
     embed_is_compatible,
     errors_are_json,
     profiles_lifecycle,
