@@ -318,6 +318,15 @@ async fn page_enrolls_from_the_microphone_and_shows_who_speaks() {
         )
         .await;
 
+    // Every control has an accessible name (its label, text or aria-label).
+    let unnamed = browser
+        .js("return [...document.querySelectorAll('button, input, meter, [role=tab], [role=progressbar]')]
+               .filter(e => !((e.labels && e.labels.length) || e.getAttribute('aria-label')
+                              || e.getAttribute('aria-labelledby') || e.textContent.trim()))
+               .map(e => e.outerHTML.slice(0, 80))")
+        .await;
+    assert_eq!(unnamed, json!([]), "controls without an accessible name");
+
     // Enroll through the page's own controls, from the fake microphone.
     browser.type_into("#speaker-name", NAME).await;
     browser.click("#record").await;
