@@ -11,8 +11,8 @@
 //!      convention of `docs/turns.md`);
 //!    - **smoothed turns**: each `turn` from its (backdated) start to the next;
 //!    - **raw windows, live** / **smoothed turns, live**: each label only from the moment the
-//!      client had it — the arrival time in stream time when paced in real time, else the audio
-//!      behind it (`end`): what a live display shows.
+//!      client had it — the arrival time in stream time when paced in real time, else the end
+//!      of the audio behind it ([`labels`]): what a live display shows.
 //! 4. The delay of each label (when it was known − the stream time it labels) is reported.
 //!
 //! Profiles are deleted afterwards.
@@ -224,22 +224,28 @@ pub struct Labelled {
 
 /// The raw window labels and the turns of a session, in arrival order. `ids[i]` is the profile
 /// id of reference speaker `i`; `real_time` says whether arrival times are stream times.
+///
+/// A label cannot be known before the audio behind it has been sent: a window's `end`, and
+/// for a turn the end of the latest window received with it (a turn's own `end` is the
+/// confirming window's centre + hop, 0.3 s short of that window's end at the default hop).
 pub fn labels(record: &Record, ids: &[String], real_time: bool) -> (Vec<Labelled>, Vec<Labelled>) {
     let index = |id: &Option<String>| id.as_ref().and_then(|id| ids.iter().position(|x| x == id));
     let half = WINDOW_SAMPLES as f64 / f64::from(SAMPLE_RATE) / 2.0;
     let (mut raw, mut turns) = (Vec::new(), Vec::new());
+    let mut audio_end = 0.0f64;
     for a in &record.messages {
         let (from, end, label, id) = match &a.msg {
             ServerMessage::Result(r) => (r.start + half, r.end, &r.label, &r.speaker_id),
             ServerMessage::Turn(t) => (t.start, t.end, &t.label, &t.speaker_id),
             _ => continue,
         };
+        audio_end = audio_end.max(end);
         let l = Labelled {
             from,
             known: if real_time {
-                record.stream_time(a.at).max(end)
+                record.stream_time(a.at).max(audio_end)
             } else {
-                end
+                audio_end
             },
             label: parse_label(label).unwrap_or(Label::Unknown),
             speaker: index(id),
@@ -536,10 +542,16 @@ mod tests {
             (Label::Overlap, Some(1))
         );
         assert!((turns[1].from - 1.55).abs() < 1e-9);
-        // Without real-time pacing a label is known when its audio ends.
+        // Without real-time pacing a label is known when its audio ends: a window's end, and
+        // for a turn the end of the latest window before it (window 3, 3.1 s; not its own 2.6).
         let (raw_fast, turns_fast) = labels(&record, &ids, false);
         assert!((raw_fast[0].known - 1.6).abs() < 1e-9);
-        assert!((turns_fast[1].known - 2.6).abs() < 1e-9);
+        assert!((turns_fast[0].known - 1.6).abs() < 1e-9);
+        assert!((turns_fast[1].known - 3.1).abs() < 1e-9);
+        assert!(
+            (turns[1].known - 3.1).abs() < 1e-9,
+            "never before its audio was sent"
+        );
         // Timelines: from the labelled time, or from when known.
         let spans = timeline(&raw, false);
         assert_eq!(
