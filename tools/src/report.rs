@@ -65,11 +65,26 @@ fn process<'a>(r: &'a Report, prefix: &str) -> Vec<&'a crate::procstat::ProcessR
         .collect()
 }
 
+/// A histogram's mean over every endpoint of a run (count-weighted), e.g. the workers'
+/// `diglett_worker_queue_wait_seconds`; `None` if no endpoint observed it.
+pub fn stage_mean(r: &Report, histogram: &str) -> Option<f64> {
+    let (mut n, mut total) = (0.0, 0.0);
+    for d in r.metrics.values() {
+        for (key, h) in &d.histograms {
+            if key.split('{').next() == Some(histogram) {
+                n += h.count;
+                total += h.count * h.mean;
+            }
+        }
+    }
+    (n > 0.0).then(|| total / n)
+}
+
 /// The Markdown table: one row per run.
 pub fn markdown(reports: &[Report]) -> String {
     let mut s = String::from(
-        "| configuration | streams | results/s | p50 ms | p90 ms | p99 ms | max ms | dropped | missing | failed sessions | gateway CPU % | gateway RSS peak MiB | gateway KiB/stream | worker CPU % | worker RSS peak MiB | load generator CPU % |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| configuration | streams | results/s | p50 ms | p90 ms | p99 ms | max ms | dropped | missing | failed sessions | gateway CPU % | gateway RSS peak MiB | gateway KiB/stream | worker CPU % | worker RSS peak MiB | load generator CPU % | worker queue wait ms | worker batch | worker ms per batch |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for (label, runs) in series(reports) {
         for r in runs {
@@ -97,8 +112,11 @@ pub fn markdown(reports: &[Report]) -> String {
                 }
             };
             let l = &r.latency_ms;
+            let stage = |name: &str, scale: f64| {
+                stage_mean(r, name).map_or_else(|| "–".to_owned(), |m| format!("{:.1}", m * scale))
+            };
             s += &format!(
-                "| {label} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {label} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 r.streams,
                 r.results_per_s,
                 l.p50,
@@ -115,6 +133,9 @@ pub fn markdown(reports: &[Report]) -> String {
                 cpu(&workers),
                 rss(&workers),
                 cpu(&me),
+                stage("diglett_worker_queue_wait_seconds", 1000.0),
+                stage("diglett_worker_batch_size", 1.0),
+                stage("diglett_worker_window_inference_seconds", 1000.0),
             );
         }
     }

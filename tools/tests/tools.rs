@@ -119,6 +119,11 @@ async fn tools_against_an_embedded_gateway() {
         "{metrics}"
     );
     assert!(out.contains("latency"), "{out}");
+    // Per-stage timings: the in-process worker's histograms are on the gateway's /metrics.
+    let typed: diglett_tools::load::Report =
+        serde_json::from_str(&std::fs::read_to_string(&load_json).unwrap()).unwrap();
+    let wait = diglett_tools::report::stage_mean(&typed, "diglett_worker_queue_wait_seconds");
+    assert!(wait.is_some_and(|w| w >= 0.0), "{metrics}");
 
     // ---- diglett-load report: the table and the plot.
     let (md, png) = (tmp.path().join("load.md"), tmp.path().join("load.png"));
