@@ -196,6 +196,18 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/speakers` from recordings in memory, `(file name, bytes)` each (the
+    /// evaluation tools enroll from cuts of a longer recording).
+    pub async fn enroll_recordings(
+        &self,
+        name: &str,
+        recordings: Vec<(String, Vec<u8>)>,
+    ) -> Result<(EnrollResponse, String), ClientError> {
+        let form = recordings_form(recordings)?.text("name", name.to_owned());
+        self.json(self.http.post(self.url("v1/speakers")?).multipart(form))
+            .await
+    }
+
     /// `POST /v1/speakers/{id}/samples`: more speech for a profile.
     pub async fn add_samples(
         &self,
@@ -280,12 +292,22 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ClientError> {
 }
 
 fn audio_form(files: &[PathBuf]) -> Result<reqwest::multipart::Form, ClientError> {
-    let mut form = reqwest::multipart::Form::new();
+    let mut recordings = Vec::with_capacity(files.len());
     for path in files {
         let name = path
             .file_name()
             .map_or_else(|| "audio".into(), |n| n.to_string_lossy().into_owned());
-        let part = reqwest::multipart::Part::bytes(read_file(path)?)
+        recordings.push((name, read_file(path)?));
+    }
+    recordings_form(recordings)
+}
+
+fn recordings_form(
+    recordings: Vec<(String, Vec<u8>)>,
+) -> Result<reqwest::multipart::Form, ClientError> {
+    let mut form = reqwest::multipart::Form::new();
+    for (name, bytes) in recordings {
+        let part = reqwest::multipart::Part::bytes(bytes)
             .file_name(name)
             .mime_str("application/octet-stream")
             .map_err(|e| ClientError::Usage(format!("multipart: {e}")))?;

@@ -26,6 +26,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use diglett_model::compute::{Compute, device};
+use diglett_model::diarization::{FRAME_S, Reference, span_audio};
 use diglett_model::encoder::{Embedding, Encoder, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES};
 use diglett_model::frontend::{self, DecodeOptions, MelSpectrogram, NORMALIZE_TARGET_DBFS};
 use diglett_model::scoring::{
@@ -39,8 +40,6 @@ use diglett_model::{enroll, eval};
 const HOP_SAMPLES: usize = 8_000;
 /// 16 kHz as usize, for sample ↔ second conversions.
 const SR: usize = frontend::SAMPLE_RATE as usize;
-/// Frame step of the conversation scoring: 10 ms, the usual diarization-error resolution.
-const FRAME_S: f64 = 0.01;
 /// Encoder batch: 32 windows is where the fused encoder reaches its peak throughput.
 const BATCH: usize = 32;
 /// The original pipeline's threshold (Resemblyzer demo, seed-style worker).
@@ -348,28 +347,11 @@ fn run(data: &Path) -> Result<(), String> {
 
     // ---------------------------------------------------------------- B. VAD gate
     let conv = decode(&data.join("conversation/sample.wav"))?;
-    let rttm = parse_rttm(&data.join("conversation/sample.rttm"))?;
-    let names: Vec<String> = {
-        let mut n: Vec<String> = rttm.iter().map(|t| t.speaker.clone()).collect();
-        n.sort();
-        n.dedup();
-        n
-    };
-    let n_frames = (conv.len() as f64 / SR as f64 / FRAME_S).floor() as usize;
+    let reference =
+        Reference::read(&data.join("conversation/sample.rttm")).map_err(|e| e.to_string())?;
+    let names = &reference.names;
     // Reference speakers active at each 10 ms frame's centre.
-    let frame_ref: Vec<Vec<usize>> = (0..n_frames)
-        .map(|i| {
-            let t = (i as f64 + 0.5) * FRAME_S;
-            let mut who: Vec<usize> = rttm
-                .iter()
-                .filter(|s| s.start <= t && t < s.end)
-                .filter_map(|s| names.iter().position(|n| *n == s.speaker))
-                .collect();
-            who.sort_unstable();
-            who.dedup();
-            who
-        })
-        .collect();
+    let frame_ref = reference.frames(Reference::n_frames(conv.len() as f64 / SR as f64));
     let starts: Vec<usize> = (0..)
         .map(|k| k * HOP_SAMPLES)
         .take_while(|s| s + WINDOW_SAMPLES <= conv.len())
@@ -979,30 +961,10 @@ fn run(data: &Path) -> Result<(), String> {
     // Enroll each reference speaker from their first 5 s of single-speaker speech.
     let mut conv_enrolled = Vec::new();
     let mut enroll_spans = Vec::new();
-    for (si, name) in names.iter().enumerate() {
-        let mut spans = Vec::new();
-        let mut total = 0.0;
-        let mut own: Vec<&Turn> = rttm.iter().filter(|t| t.speaker == *name).collect();
-        own.sort_by(|a, b| a.start.total_cmp(&b.start));
-        'turns: for t in own {
-            for (a, b) in subtract((t.start, t.end), rttm.iter().filter(|o| o.speaker != *name)) {
-                let take = (b - a).min(CONV_ENROLL_S - total);
-                if take <= 0.0 {
-                    break 'turns;
-                }
-                spans.push((a, a + take));
-                total += take;
-            }
-        }
-        let mut audio = Vec::new();
-        for &(a, b) in &spans {
-            let (a, b) = (
-                (a * SR as f64) as usize,
-                ((b * SR as f64) as usize).min(conv.len()),
-            );
-            audio.extend_from_slice(&conv[a..b]);
-        }
-        let audio = normalised(&audio);
+    for si in 0..names.len() {
+        let spans = reference.solo_spans(si, CONV_ENROLL_S);
+        let total: f64 = spans.iter().map(|(a, b)| b - a).sum();
+        let audio = normalised(&span_audio(&conv, frontend::SAMPLE_RATE, &spans));
         conv_enrolled.push(m.encoder.embed_utterance(&m.compute, &audio).embedding);
         enroll_spans.push((si, spans, total));
     }
@@ -1484,58 +1446,4 @@ fn window_for(t: f64, n_windows: usize, c: Convention) -> Option<usize> {
         return matches!(c, Convention::NearestCentre).then_some(0);
     }
     Some((k as usize).min(n_windows - 1))
-}
-
-/// One RTTM turn, in seconds.
-#[derive(Debug, Clone)]
-struct Turn {
-    speaker: String,
-    start: f64,
-    end: f64,
-}
-
-fn parse_rttm(path: &Path) -> Result<Vec<Turn>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines()
-        .filter(|l| l.starts_with("SPEAKER"))
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let num = |i: usize| -> Result<f64, String> {
-                f.get(i)
-                    .and_then(|x| x.parse().ok())
-                    .ok_or_else(|| format!("bad RTTM line: {l}"))
-            };
-            let (start, dur) = (num(3)?, num(4)?);
-            Ok(Turn {
-                speaker: f
-                    .get(7)
-                    .ok_or_else(|| format!("bad RTTM line: {l}"))?
-                    .to_string(),
-                start,
-                end: start + dur,
-            })
-        })
-        .collect()
-}
-
-/// The parts of `span` not covered by any of `others`, in time order.
-fn subtract<'a>(span: (f64, f64), others: impl Iterator<Item = &'a Turn>) -> Vec<(f64, f64)> {
-    let mut parts = vec![span];
-    for o in others {
-        parts = parts
-            .into_iter()
-            .flat_map(|(a, b)| {
-                let mut v = Vec::new();
-                if o.start > a {
-                    v.push((a, b.min(o.start)));
-                }
-                if o.end < b {
-                    v.push((a.max(o.end), b));
-                }
-                v.into_iter().filter(|(x, y)| y > x)
-            })
-            .collect();
-    }
-    parts.sort_by(|x, y| x.0.total_cmp(&y.0));
-    parts
 }

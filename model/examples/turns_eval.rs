@@ -26,6 +26,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use diglett_model::compute::{Compute, device};
+use diglett_model::diarization::{
+    FRAME_S, FrameCounts, Reference, Span, ratio, score_frames, span_audio,
+};
 use diglett_model::encoder::{Embedding, Encoder, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES};
 use diglett_model::frontend::{self, DecodeOptions, MelSpectrogram, NORMALIZE_TARGET_DBFS};
 use diglett_model::scoring::{self, DecisionParams, Label, VOICED_PROBABILITY, score_all};
@@ -40,8 +43,6 @@ const SR: usize = frontend::SAMPLE_RATE as usize;
 const BASE_HOP: usize = 4_000;
 /// Hops evaluated, as multiples of [`BASE_HOP`]: 0.25, 0.5 (the service default) and 1.0 s.
 const HOP_STEPS: [usize; 3] = [1, 2, 4];
-/// Frame step of the scoring: 10 ms, the usual diarization-error resolution.
-const FRAME_S: f64 = 0.01;
 /// Encoder batch (the fused encoder's throughput peak).
 const BATCH: usize = 32;
 /// Seconds of enrollment speech (the product's ~5 s).
@@ -176,15 +177,8 @@ fn normalised(wav: &[f32]) -> Vec<f32> {
 }
 
 fn pct(n: usize, d: usize) -> f64 {
-    if d == 0 {
-        f64::NAN
-    } else {
-        100.0 * n as f64 / d as f64
-    }
+    100.0 * ratio(n, d)
 }
-
-/// A labelled span of the timeline: `(start, label, speaker)`, in force until the next one.
-type Span = (f64, Label, Option<usize>);
 
 /// Raw labels: window k (of those at `step` × [`BASE_HOP`]) speaks from its centre.
 fn raw_timeline(c: &Conversation, step: usize) -> Vec<Span> {
@@ -194,7 +188,11 @@ fn raw_timeline(c: &Conversation, step: usize) -> Vec<Span> {
         .iter()
         .step_by(step)
         .enumerate()
-        .map(|(k, w)| (k as f64 * hop + half, w.label, w.speaker))
+        .map(|(k, w)| Span {
+            start: k as f64 * hop + half,
+            label: w.label,
+            speaker: w.speaker,
+        })
         .collect()
 }
 
@@ -213,122 +211,42 @@ fn smoothed_timeline(c: &Conversation, step: usize, p: TurnParams) -> (Vec<Span>
             speaker: w.speaker,
             scores: &w.scores,
         }) {
-            spans.push((t.start, t.label, t.speaker));
+            spans.push(Span {
+                start: t.start,
+                label: t.label,
+                speaker: t.speaker,
+            });
         }
     }
     // The stream ends here: the last pending change counts (`TurnSmoother::finish`).
     if let Some(t) = sm.finish() {
-        spans.push((t.start, t.label, t.speaker));
+        spans.push(Span {
+            start: t.start,
+            label: t.label,
+            speaker: t.speaker,
+        });
     }
     let n = spans.len();
     (spans, n)
 }
 
-/// Frame counts of one timeline against the reference.
-#[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    single: usize,
-    right: usize,
-    wrong: usize,
-    single_ov: usize,
-    none: usize,
-    fa: usize,
-    both: usize,
-    both_ov: usize,
-    both_one: usize,
-    /// Label changes in the timeline (for fragmentation).
-    changes: usize,
-    /// Reference changes (speaker set changes between frames).
-    ref_changes: usize,
-}
-
-impl Counts {
-    fn add(&mut self, o: &Counts) {
-        self.single += o.single;
-        self.right += o.right;
-        self.wrong += o.wrong;
-        self.single_ov += o.single_ov;
-        self.none += o.none;
-        self.fa += o.fa;
-        self.both += o.both;
-        self.both_ov += o.both_ov;
-        self.both_one += o.both_one;
-        self.changes += o.changes;
-        self.ref_changes += o.ref_changes;
-    }
-
-    /// Frames right out of single-speaker + non-speech frames (non-speech is right unless a
-    /// speaker or overlap is claimed): the selection objective.
-    fn accuracy(&self) -> f64 {
-        pct(self.right + self.none - self.fa, self.single + self.none)
-    }
-}
-
-fn score(frame_ref: &[Vec<usize>], spans: &[Span]) -> Counts {
-    let mut c = Counts::default();
-    let mut j = 0usize; // spans[..j] start ≤ t
-    let mut prev: Option<(Label, Option<usize>)> = None;
-    for (i, r) in frame_ref.iter().enumerate() {
-        let t = (i as f64 + 0.5) * FRAME_S;
-        while j < spans.len() && spans[j].0 <= t {
-            j += 1;
-        }
-        let (l, spk) = if j == 0 {
-            (Label::Silence, None)
-        } else {
-            (spans[j - 1].1, spans[j - 1].2)
-        };
-        if prev.is_some_and(|p| p != (l, spk)) {
-            c.changes += 1;
-        }
-        prev = Some((l, spk));
-        if i > 0 && frame_ref[i - 1] != *r {
-            c.ref_changes += 1;
-        }
-        match r.len() {
-            0 => {
-                c.none += 1;
-                c.fa += usize::from(matches!(l, Label::Speaker | Label::Overlap));
-            }
-            1 => {
-                c.single += 1;
-                match l {
-                    Label::Speaker if spk == Some(r[0]) => c.right += 1,
-                    Label::Speaker => c.wrong += 1,
-                    Label::Overlap => c.single_ov += 1,
-                    _ => {}
-                }
-            }
-            _ => {
-                c.both += 1;
-                match l {
-                    Label::Overlap => c.both_ov += 1,
-                    Label::Speaker => c.both_one += 1,
-                    _ => {}
-                }
-            }
-        }
-    }
-    c
-}
-
-fn total(convs: &[Conversation], f: impl Fn(&Conversation) -> Counts) -> Counts {
-    let mut t = Counts::default();
+fn total(convs: &[Conversation], f: impl Fn(&Conversation) -> FrameCounts) -> FrameCounts {
+    let mut t = FrameCounts::default();
     for c in convs {
         t.add(&f(c));
     }
     t
 }
 
-fn row(name: &str, hop: f64, c: &Counts) {
+fn row(name: &str, hop: f64, c: &FrameCounts) {
     println!(
         "| {name} | {hop:.2} | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {:.1}% | {} ({}) |",
         pct(c.right, c.single),
         pct(c.wrong, c.single),
-        pct(c.single_ov, c.single),
-        pct(c.fa, c.none),
-        c.accuracy(),
-        pct(c.both_ov, c.both),
+        pct(c.single_overlap, c.single),
+        pct(c.false_alarm, c.none),
+        100.0 * c.accuracy(),
+        pct(c.both_overlap, c.both),
         pct(c.both_one, c.both),
         c.changes,
         c.ref_changes,
@@ -490,59 +408,6 @@ fn synthetic(m: &Models, data: &Path) -> Result<Vec<Conversation>, String> {
     Ok(convs)
 }
 
-/// One RTTM turn, in seconds.
-struct RefTurn {
-    speaker: String,
-    start: f64,
-    end: f64,
-}
-
-fn parse_rttm(path: &Path) -> Result<Vec<RefTurn>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines()
-        .filter(|l| l.starts_with("SPEAKER"))
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let num = |i: usize| -> Result<f64, String> {
-                f.get(i)
-                    .and_then(|x| x.parse().ok())
-                    .ok_or_else(|| format!("bad RTTM line: {l}"))
-            };
-            let (start, dur) = (num(3)?, num(4)?);
-            Ok(RefTurn {
-                speaker: f
-                    .get(7)
-                    .ok_or_else(|| format!("bad RTTM line: {l}"))?
-                    .to_string(),
-                start,
-                end: start + dur,
-            })
-        })
-        .collect()
-}
-
-/// The parts of `span` not covered by any of `others`, in time order.
-fn subtract<'a>(span: (f64, f64), others: impl Iterator<Item = &'a RefTurn>) -> Vec<(f64, f64)> {
-    let mut parts = vec![span];
-    for o in others {
-        parts = parts
-            .into_iter()
-            .flat_map(|(a, b)| {
-                let mut v = Vec::new();
-                if o.start > a {
-                    v.push((a, b.min(o.start)));
-                }
-                if o.end < b {
-                    v.push((a.max(o.end), b));
-                }
-                v.into_iter().filter(|(x, y)| y > x)
-            })
-            .collect();
-    }
-    parts.sort_by(|x, y| x.0.total_cmp(&y.0));
-    parts
-}
-
 /// `sample.wav`, each speaker enrolled from their first 5 s of single-speaker speech (the same
 /// enrollment as `tune_decision` section D).
 fn sample(m: &Models, data: &Path) -> Result<Conversation, String> {
@@ -550,50 +415,23 @@ fn sample(m: &Models, data: &Path) -> Result<Conversation, String> {
     let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let conv = frontend::decode_audio(&bytes, &DecodeOptions::default())
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let rttm = parse_rttm(&data.join("conversation/sample.rttm"))?;
-    let mut names: Vec<String> = rttm.iter().map(|t| t.speaker.clone()).collect();
-    names.sort();
-    names.dedup();
-    let n_frames = (conv.len() as f64 / SR as f64 / FRAME_S).floor() as usize;
-    let frame_ref = (0..n_frames)
+    let reference =
+        Reference::read(&data.join("conversation/sample.rttm")).map_err(|e| e.to_string())?;
+    let frame_ref = reference.frames(Reference::n_frames(conv.len() as f64 / SR as f64));
+    let enrolled: Vec<Embedding> = (0..reference.names.len())
         .map(|i| {
-            let t = (i as f64 + 0.5) * FRAME_S;
-            let mut who: Vec<usize> = rttm
-                .iter()
-                .filter(|s| s.start <= t && t < s.end)
-                .filter_map(|s| names.iter().position(|n| *n == s.speaker))
-                .collect();
-            who.sort_unstable();
-            who.dedup();
-            who
+            let audio = span_audio(
+                &conv,
+                frontend::SAMPLE_RATE,
+                &reference.solo_spans(i, ENROLL_S),
+            );
+            m.embed_speech(&normalised(&audio))
         })
         .collect();
-    let mut enrolled = Vec::new();
-    for name in &names {
-        let mut total = 0.0;
-        let mut audio = Vec::new();
-        let mut own: Vec<&RefTurn> = rttm.iter().filter(|t| t.speaker == *name).collect();
-        own.sort_by(|a, b| a.start.total_cmp(&b.start));
-        'turns: for t in own {
-            for (a, b) in subtract((t.start, t.end), rttm.iter().filter(|o| o.speaker != *name)) {
-                let take = (b - a).min(ENROLL_S - total);
-                if take <= 0.0 {
-                    break 'turns;
-                }
-                let (x, y) = (
-                    (a * SR as f64) as usize,
-                    (((a + take) * SR as f64) as usize).min(conv.len()),
-                );
-                audio.extend_from_slice(&conv[x..y]);
-                total += take;
-            }
-        }
-        enrolled.push(m.embed_speech(&normalised(&audio)));
-    }
     Ok(Conversation {
         frame_ref,
         windows: m.label_windows(&conv, &enrolled),
-        n_speakers: names.len(),
+        n_speakers: reference.names.len(),
     })
 }
 
@@ -622,14 +460,15 @@ fn run(data: &Path) -> Result<(), String> {
 
     // ------------------------------------------------------------- grid on the synthetic set
     println!("\n## Grid (synthetic set; accuracy = mean over hops 0.25 / 0.5 / 1.0 s)\n");
-    let raw_acc: Vec<Counts> = HOP_STEPS
+    let raw_acc: Vec<FrameCounts> = HOP_STEPS
         .iter()
-        .map(|&st| total(&synth, |c| score(&c.frame_ref, &raw_timeline(c, st))))
+        .map(|&st| total(&synth, |c| score_frames(&c.frame_ref, &raw_timeline(c, st))))
         .collect();
-    let raw_mean = raw_acc.iter().map(Counts::accuracy).sum::<f64>() / HOP_STEPS.len() as f64;
+    let raw_mean =
+        raw_acc.iter().map(|c| 100.0 * c.accuracy()).sum::<f64>() / HOP_STEPS.len() as f64;
     let raw_fa = raw_acc
         .iter()
-        .map(|c| pct(c.fa, c.none))
+        .map(|c| pct(c.false_alarm, c.none))
         .fold(f64::NEG_INFINITY, f64::max);
     println!("raw window labels: mean accuracy {raw_mean:.2}%\n");
     let mut grid: Vec<TurnParams> = Vec::new();
@@ -661,19 +500,19 @@ fn run(data: &Path) -> Result<(), String> {
     let mut results: Vec<(TurnParams, Vec<f64>, f64, f64)> = grid
         .iter()
         .map(|&p| {
-            let per_hop: Vec<Counts> = HOP_STEPS
+            let per_hop: Vec<FrameCounts> = HOP_STEPS
                 .iter()
                 .map(|&st| {
                     total(&synth, |c| {
-                        score(&c.frame_ref, &smoothed_timeline(c, st, p).0)
+                        score_frames(&c.frame_ref, &smoothed_timeline(c, st, p).0)
                     })
                 })
                 .collect();
-            let accs: Vec<f64> = per_hop.iter().map(Counts::accuracy).collect();
+            let accs: Vec<f64> = per_hop.iter().map(|c| 100.0 * c.accuracy()).collect();
             let mean = accs.iter().sum::<f64>() / accs.len() as f64;
             let fa = per_hop
                 .iter()
-                .map(|c| pct(c.fa, c.none))
+                .map(|c| pct(c.false_alarm, c.none))
                 .fold(f64::NEG_INFINITY, f64::max);
             (p, accs, mean, fa)
         })
@@ -775,13 +614,13 @@ fn run(data: &Path) -> Result<(), String> {
             row(
                 "raw windows",
                 hop,
-                &total(set, |c| score(&c.frame_ref, &raw_timeline(c, st))),
+                &total(set, |c| score_frames(&c.frame_ref, &raw_timeline(c, st))),
             );
             row(
                 "**smoothed turns**",
                 hop,
                 &total(set, |c| {
-                    score(&c.frame_ref, &smoothed_timeline(c, st, defaults).0)
+                    score_frames(&c.frame_ref, &smoothed_timeline(c, st, defaults).0)
                 }),
             );
         }
@@ -805,7 +644,7 @@ fn run(data: &Path) -> Result<(), String> {
         let turns: Vec<String> = smoothed_timeline(&conv, st, defaults)
             .0
             .iter()
-            .map(|(t, l, spk)| format!("{t:.2} {}", code(*l, *spk)))
+            .map(|s| format!("{:.2} {}", s.start, code(s.label, s.speaker)))
             .collect();
         println!(
             "sample.wav hop {hop:.2}: windows {raw}\n  turns: {}",

@@ -1,5 +1,6 @@
 //! Evaluation protocols on real speech, shared by the accuracy test, the `eer` example and
-//! (later) the service-level evaluation tool.
+//! the service-level `diglett-eval speakers` (which enrolls and scores through a running
+//! gateway: [`enrollment_audio`], [`report_from_scores`]).
 //!
 //! The speaker protocol, on a folder of `<speaker>/<utterance>.{flac,wav,…}`:
 //! - each speaker enrolls from the first [`ENROLL_SECONDS`] of speech of their first utterance
@@ -9,8 +10,8 @@
 //! - reported: the equal error rate over all (target, non-target) scores, the score at that point,
 //!   and closed-set identification accuracy (argmax over enrolled speakers).
 //!
-//! Embedding is passed in as closures so the same protocol runs on the in-process models and,
-//! later, through the running service.
+//! Embedding is passed in as closures so the same protocol runs on the in-process models, and
+//! the pieces are public so a client of the running service can follow it too.
 
 use std::path::{Path, PathBuf};
 
@@ -184,55 +185,45 @@ pub struct SpeakerReport {
     pub nontarget_scores: Vec<f32>,
 }
 
-/// Runs the speaker protocol.
-///
-/// - `enroll(wav)`: from a volume-normalised utterance, returns its silence-trimmed speech
-///   (the caller's VAD), which this function cuts to the first [`ENROLL_SECONDS`];
-/// - `embed_utterance(wav)`: the enrollment embedding;
-/// - `embed_windows(windows)`: one embedding per trial window, batched as the caller likes.
-pub fn speaker_protocol(
+/// `wav` volume-normalised to [`TARGET_DBFS`] (increase only), as every utterance of the
+/// protocol is.
+pub fn normalised(wav: &[f32]) -> Vec<f32> {
+    let mut w = wav.to_vec();
+    frontend::normalize_volume(&mut w, TARGET_DBFS, true);
+    w
+}
+
+/// A speaker's enrollment audio under the protocol: their first utterance, volume-normalised,
+/// trimmed by `trim` (the caller's VAD), cut to the first [`ENROLL_SECONDS`].
+pub fn enrollment_audio(speaker: &Speaker, trim: impl FnOnce(&[f32]) -> Vec<f32>) -> Vec<f32> {
+    let mut speech = trim(&normalised(&speaker.utterances[0].1));
+    speech.truncate((ENROLL_SECONDS * frontend::SAMPLE_RATE as f32) as usize);
+    speech
+}
+
+/// Builds the report from every trial's scores: `(true speaker index, score per enrolled
+/// speaker)`. `enroll_seconds` is each enrollment's length.
+pub fn report_from_scores(
     speakers: &[Speaker],
-    mut trim: impl FnMut(&[f32]) -> Vec<f32>,
-    mut embed_utterance: impl FnMut(&[f32]) -> Vec<f32>,
-    mut embed_windows: impl FnMut(&[&[f32]]) -> Vec<Vec<f32>>,
+    enroll_seconds: Vec<f32>,
+    trials: impl IntoIterator<Item = (usize, Vec<f32>)>,
 ) -> SpeakerReport {
-    let normalised = |wav: &[f32]| {
-        let mut w = wav.to_vec();
-        frontend::normalize_volume(&mut w, TARGET_DBFS, true);
-        w
-    };
-    let enroll_samples = (ENROLL_SECONDS * frontend::SAMPLE_RATE as f32) as usize;
-    let mut enrolled = Vec::new();
-    let mut enroll_seconds = Vec::new();
-    for s in speakers {
-        let mut speech = trim(&normalised(&s.utterances[0].1));
-        speech.truncate(enroll_samples);
-        enroll_seconds.push(speech.len() as f32 / frontend::SAMPLE_RATE as f32);
-        enrolled.push(embed_utterance(&speech));
-    }
     let (mut target_scores, mut nontarget_scores) = (Vec::new(), Vec::new());
     let mut per_speaker = vec![(0usize, 0usize); speakers.len()];
-    for (si, s) in speakers.iter().enumerate() {
-        for (_, wav) in &s.utterances[1..] {
-            let wav = normalised(wav);
-            let wins: Vec<&[f32]> = windows(&wav, TRIAL_SAMPLES).collect();
-            for emb in embed_windows(&wins) {
-                let scores = scoring::score_all(&emb, &enrolled);
-                for (ei, &sc) in scores.iter().enumerate() {
-                    if ei == si {
-                        target_scores.push(sc);
-                    } else {
-                        nontarget_scores.push(sc);
-                    }
-                }
-                per_speaker[si].0 += 1;
-                if let scoring::Decision::Speaker { index, .. } =
-                    scoring::decide(&scores, f32::NEG_INFINITY)
-                    && index == si
-                {
-                    per_speaker[si].1 += 1;
-                }
+    for (si, scores) in trials {
+        for (ei, &sc) in scores.iter().enumerate() {
+            if ei == si {
+                target_scores.push(sc);
+            } else {
+                nontarget_scores.push(sc);
             }
+        }
+        per_speaker[si].0 += 1;
+        if let scoring::Decision::Speaker { index, .. } =
+            scoring::decide(&scores, f32::NEG_INFINITY)
+            && index == si
+        {
+            per_speaker[si].1 += 1;
         }
     }
     let (eer, eer_threshold) = equal_error_rate(&target_scores, &nontarget_scores);
@@ -253,6 +244,38 @@ pub fn speaker_protocol(
         target_scores,
         nontarget_scores,
     }
+}
+
+/// Runs the speaker protocol.
+///
+/// - `trim(wav)`: from a volume-normalised utterance, returns its silence-trimmed speech
+///   (the caller's VAD), which this function cuts to the first [`ENROLL_SECONDS`];
+/// - `embed_utterance(wav)`: the enrollment embedding;
+/// - `embed_windows(windows)`: one embedding per trial window, batched as the caller likes.
+pub fn speaker_protocol(
+    speakers: &[Speaker],
+    mut trim: impl FnMut(&[f32]) -> Vec<f32>,
+    mut embed_utterance: impl FnMut(&[f32]) -> Vec<f32>,
+    mut embed_windows: impl FnMut(&[&[f32]]) -> Vec<Vec<f32>>,
+) -> SpeakerReport {
+    let mut enrolled = Vec::new();
+    let mut enroll_seconds = Vec::new();
+    for s in speakers {
+        let speech = enrollment_audio(s, &mut trim);
+        enroll_seconds.push(speech.len() as f32 / frontend::SAMPLE_RATE as f32);
+        enrolled.push(embed_utterance(&speech));
+    }
+    let mut trials = Vec::new();
+    for (si, s) in speakers.iter().enumerate() {
+        for (_, wav) in &s.utterances[1..] {
+            let wav = normalised(wav);
+            let wins: Vec<&[f32]> = windows(&wav, TRIAL_SAMPLES).collect();
+            for emb in embed_windows(&wins) {
+                trials.push((si, scoring::score_all(&emb, &enrolled)));
+            }
+        }
+    }
+    report_from_scores(speakers, enroll_seconds, trials)
 }
 
 #[cfg(test)]

@@ -14,8 +14,10 @@
 //! - [`turns`]: online smoothing of per-window labels into speaker turns (hysteresis, backdated).
 //! - [`enroll`]: enrollment preprocessing (normalise, trim long silences with the VAD).
 //! - [`eval`]: the speaker-verification protocol (EER, identification) on a folder of speech.
+//! - [`diarization`]: who-spoke-when references (RTTM) and 10 ms frame scoring of label timelines.
 
 pub mod compute;
+pub mod diarization;
 pub mod encoder;
 pub mod enroll;
 pub mod eval;

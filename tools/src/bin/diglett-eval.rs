@@ -1,0 +1,158 @@
+//! `diglett-eval`: accuracy of a running gateway — on a recorded conversation with its RTTM
+//! reference, or on a folder of speakers (window EER, identification). See the crate doc.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use diglett_gateway::client::{Client, ClientError, EXIT_CONNECT, EXIT_SERVER, EXIT_USAGE};
+use diglett_gateway::protocol::Options;
+use diglett_tools::session::{Pacing, SessionError};
+use diglett_tools::{conversation, speakers};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "diglett-eval",
+    version,
+    about = "Accuracy of a running Diglett gateway"
+)]
+struct Cli {
+    /// The gateway.
+    #[arg(
+        long,
+        env = "DIGLETT_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// API key (Authorization: Bearer).
+    #[arg(long, env = "DIGLETT_API_KEY", hide_env_values = true, global = true)]
+    key: Option<String>,
+    /// Also write the report as JSON here.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Speaker attribution on a conversation: enroll each RTTM speaker from their first 5 s
+    /// alone, stream the recording, score every 10 ms frame.
+    Conversation {
+        /// The recording (WAV, FLAC, MP3, Ogg; any rate).
+        audio: PathBuf,
+        /// Its who-spoke-when reference (RTTM).
+        rttm: PathBuf,
+        /// Send as fast as the server keeps up instead of in real time.
+        #[arg(long)]
+        fast: bool,
+        /// Stream only the first this many seconds.
+        #[arg(long)]
+        max_seconds: Option<f64>,
+        /// Seconds of single-speaker speech each speaker enrolls with.
+        #[arg(long, default_value_t = conversation::DEFAULT_ENROLL_SECONDS)]
+        enroll_seconds: f64,
+        /// `start` option hop_ms (250–1600; the server's default 500).
+        #[arg(long)]
+        hop_ms: Option<u32>,
+        /// `start` option threshold (the server's default 0.67).
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// `start` option overlap: turn the overlap label on.
+        #[arg(long)]
+        overlap: bool,
+    },
+    /// The 1.6 s-window speaker protocol (EER, identification) through the service.
+    Speakers {
+        /// `<dir>/<speaker>/<utterances>`, files in name order, the first one enrolls.
+        #[arg(default_value = "../shared/data/speakers")]
+        dir: PathBuf,
+    },
+}
+
+fn session_exit(e: &SessionError) -> u8 {
+    match e {
+        SessionError::Connect(_) => EXIT_CONNECT as u8,
+        SessionError::Server(_) | SessionError::Timeout(_) => EXIT_SERVER as u8,
+    }
+}
+
+fn client_exit(e: &ClientError) -> u8 {
+    e.exit_code() as u8
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let client = match Client::new(&cli.url, cli.key.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("diglett-eval: {e}");
+            return ExitCode::from(client_exit(&e));
+        }
+    };
+    let (markdown, json) = match &cli.command {
+        Command::Conversation {
+            audio,
+            rttm,
+            fast,
+            max_seconds,
+            enroll_seconds,
+            hop_ms,
+            threshold,
+            overlap,
+        } => {
+            let args = conversation::Args {
+                audio: audio.clone(),
+                rttm: rttm.clone(),
+                max_seconds: *max_seconds,
+                enroll_seconds: *enroll_seconds,
+                pacing: if *fast {
+                    Pacing::Fast
+                } else {
+                    Pacing::RealTime
+                },
+                options: Options {
+                    hop_ms: *hop_ms,
+                    threshold: *threshold,
+                    min_voiced: None,
+                    overlap: overlap.then_some(true),
+                },
+            };
+            match conversation::evaluate(&client, &args).await {
+                Ok(r) => (conversation::markdown(&r), serde_json::to_string_pretty(&r)),
+                Err(e) => {
+                    eprintln!("diglett-eval: {e}");
+                    return ExitCode::from(match &e {
+                        conversation::Error::Input(_) => EXIT_USAGE as u8,
+                        conversation::Error::Client(c) => client_exit(c),
+                        conversation::Error::Session(s) => session_exit(s),
+                    });
+                }
+            }
+        }
+        Command::Speakers { dir } => match speakers::evaluate(&client, dir).await {
+            Ok(r) => (speakers::markdown(&r), serde_json::to_string_pretty(&r)),
+            Err(e) => {
+                eprintln!("diglett-eval: {e}");
+                return ExitCode::from(match &e {
+                    speakers::Error::Input(_) => EXIT_USAGE as u8,
+                    speakers::Error::Client(c) => client_exit(c),
+                    speakers::Error::Session(s) => session_exit(s),
+                });
+            }
+        },
+    };
+    println!("{markdown}");
+    if let Some(path) = &cli.json {
+        let written = json
+            .map_err(|e| e.to_string())
+            .and_then(|j| std::fs::write(path, j + "\n").map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("diglett-eval: {}: {e}", path.display());
+            return ExitCode::from(EXIT_USAGE as u8);
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,581 @@
+//! `diglett-eval conversation`: speaker attribution on a recorded conversation, through the
+//! service.
+//!
+//! 1. Each RTTM speaker is enrolled (`POST /v1/speakers`) from their first
+//!    [`DEFAULT_ENROLL_SECONDS`] of single-speaker speech in the recording
+//!    ([`Reference::solo_spans`]), the way a user records a 5 s sample.
+//! 2. The recording is streamed over the WebSocket with those profiles, in real time (a
+//!    microphone) or `--fast`.
+//! 3. Four timelines are scored every 10 ms against the RTTM ([`score_frames`]):
+//!    - **raw windows**: each window's label from its centre to the next window's centre (the
+//!      convention of `docs/turns.md`);
+//!    - **smoothed turns**: each `turn` from its (backdated) start to the next;
+//!    - **raw windows, live** / **smoothed turns, live**: each label only from the moment the
+//!      client had it — the arrival time in stream time when paced in real time, else the end
+//!      of the audio behind it ([`labels`]): what a live display shows.
+//! 4. The delay of each label (when it was known − the stream time it labels) is reported.
+//!
+//! Profiles are deleted afterwards.
+
+use std::path::{Path, PathBuf};
+
+use diglett_gateway::client::Client;
+use diglett_gateway::protocol::{Options, ServerMessage, SpeakerRef};
+use diglett_model::diarization::{FrameCounts, Reference, Span, score_frames, span_audio};
+use diglett_model::frontend::{self, DecodeOptions};
+use diglett_model::scoring::Label;
+use serde::{Deserialize, Serialize};
+
+use crate::audio::{SAMPLE_RATE, pcm16, wav_bytes};
+use crate::latency::{LatencyHistogram, LatencySummary, SecondsSummary, WINDOW_SAMPLES};
+use crate::session::{self, Audio, Pacing, Plan, Record};
+
+/// Seconds of single-speaker speech each speaker enrolls with (the product's ~5 s sample).
+pub const DEFAULT_ENROLL_SECONDS: f64 = 5.0;
+/// Less enrollment speech than this is refused (the service calls < 2 s `too_short`).
+const MIN_ENROLL_SECONDS: f64 = 1.0;
+
+/// What to evaluate.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// The recording (any format the service decodes).
+    pub audio: PathBuf,
+    /// Its RTTM reference.
+    pub rttm: PathBuf,
+    /// Only the first this many seconds (enrollment still comes from the whole recording).
+    pub max_seconds: Option<f64>,
+    /// Enrollment speech per speaker (s).
+    pub enroll_seconds: f64,
+    /// Pacing of the stream.
+    pub pacing: Pacing,
+    /// Session options (`hop_ms`, `threshold`, `min_voiced`, `overlap`).
+    pub options: Options,
+}
+
+/// Why the evaluation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input (unreadable audio or RTTM, no single-speaker speech for a speaker).
+    #[error("{0}")]
+    Input(String),
+    /// The REST calls failed.
+    #[error("{0}")]
+    Client(#[from] diglett_gateway::client::ClientError),
+    /// The session failed.
+    #[error("session: {0}")]
+    Session(#[from] session::SessionError),
+}
+
+/// One enrolled speaker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Enrolled {
+    /// RTTM name (also the profile's name).
+    pub name: String,
+    /// Profile id.
+    pub id: String,
+    /// Seconds of the recording uploaded.
+    pub upload_seconds: f64,
+    /// Speech the service found in it.
+    pub speech_seconds: f32,
+    /// The service's verdict.
+    pub verdict: String,
+}
+
+/// One timeline's frame scores (shares 0–1).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Which timeline.
+    pub name: String,
+    /// Single-speaker frames given to the right speaker.
+    pub single_right: f64,
+    /// … to another speaker.
+    pub single_wrong: f64,
+    /// … labelled overlap.
+    pub single_overlap: f64,
+    /// … labelled unknown or silence (missed).
+    pub single_missed: f64,
+    /// Non-speech frames given to a speaker or overlap.
+    pub nonspeech_false_alarm: f64,
+    /// Overlapped frames labelled overlap.
+    pub overlap_as_overlap: f64,
+    /// Overlapped frames given to one speaker.
+    pub overlap_as_one: f64,
+    /// (Single right + non-speech right) / (single + non-speech).
+    pub accuracy: f64,
+    /// Label changes in the timeline.
+    pub label_changes: usize,
+    /// The raw counts.
+    pub counts: Counts,
+}
+
+/// [`FrameCounts`] in the JSON.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Counts {
+    /// Single-speaker frames.
+    pub single: usize,
+    /// … right.
+    pub right: usize,
+    /// … wrong speaker.
+    pub wrong: usize,
+    /// … overlap.
+    pub single_overlap: usize,
+    /// Non-speech frames.
+    pub nonspeech: usize,
+    /// … given to a speaker or overlap.
+    pub false_alarm: usize,
+    /// Overlapped frames.
+    pub overlapped: usize,
+    /// … labelled overlap.
+    pub overlapped_overlap: usize,
+    /// … given to one speaker.
+    pub overlapped_one: usize,
+    /// Changes of the reference speaker set.
+    pub reference_changes: usize,
+}
+
+impl Timeline {
+    fn new(name: &str, c: &FrameCounts) -> Self {
+        let r = |n: usize, d: usize| diglett_model::diarization::ratio(n, d);
+        Self {
+            name: name.to_owned(),
+            single_right: c.single_accuracy(),
+            single_wrong: r(c.wrong, c.single),
+            single_overlap: r(c.single_overlap, c.single),
+            single_missed: r(c.single - c.right - c.wrong - c.single_overlap, c.single),
+            nonspeech_false_alarm: c.false_alarm_rate(),
+            overlap_as_overlap: r(c.both_overlap, c.both),
+            overlap_as_one: r(c.both_one, c.both),
+            accuracy: c.accuracy(),
+            label_changes: c.changes,
+            counts: Counts {
+                single: c.single,
+                right: c.right,
+                wrong: c.wrong,
+                single_overlap: c.single_overlap,
+                nonspeech: c.none,
+                false_alarm: c.false_alarm,
+                overlapped: c.both,
+                overlapped_overlap: c.both_overlap,
+                overlapped_one: c.both_one,
+                reference_changes: c.ref_changes,
+            },
+        }
+    }
+}
+
+/// The outcome.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// The recording.
+    pub audio: String,
+    /// The reference.
+    pub rttm: String,
+    /// Seconds streamed.
+    pub seconds: f64,
+    /// `real-time` or `fast`.
+    pub pacing: String,
+    /// Hop (ms) the server used.
+    pub hop_ms: u32,
+    /// The options sent in `start`.
+    pub options: Options,
+    /// Who was enrolled, from what.
+    pub speakers: Vec<Enrolled>,
+    /// Window results received.
+    pub windows: usize,
+    /// Windows the server dropped.
+    pub dropped: u64,
+    /// Turns received.
+    pub turns: usize,
+    /// The scored timelines.
+    pub timelines: Vec<Timeline>,
+    /// Raw window labels: when known − the window's centre (s). In real time this includes
+    /// the service's processing; with `--fast` it is the algorithmic part alone (0.8 s).
+    pub raw_label_delay_s: SecondsSummary,
+    /// Turns: when known − the turn's start (s).
+    pub turn_label_delay_s: SecondsSummary,
+    /// Window results: arrival − send time of the frame holding the window's last sample.
+    pub result_latency_ms: LatencySummary,
+}
+
+/// A label's wire name as a [`Label`] (`None` for an unknown name).
+pub fn parse_label(s: &str) -> Option<Label> {
+    [
+        Label::Speaker,
+        Label::Unknown,
+        Label::Overlap,
+        Label::Silence,
+    ]
+    .into_iter()
+    .find(|l| l.as_str() == s)
+}
+
+/// When each message was known, in stream seconds, and what it labels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Labelled {
+    /// The stream time from which the label holds (window centre, or turn start).
+    pub from: f64,
+    /// The stream time at which the client had it.
+    pub known: f64,
+    /// The label.
+    pub label: Label,
+    /// The speaker (index into the reference's names).
+    pub speaker: Option<usize>,
+}
+
+/// The raw window labels and the turns of a session, in arrival order. `ids[i]` is the profile
+/// id of reference speaker `i`; `real_time` says whether arrival times are stream times.
+///
+/// A label cannot be known before the audio behind it has been sent: a window's `end`, and
+/// for a turn the end of the latest window received with it (a turn's own `end` is the
+/// confirming window's centre + hop, 0.3 s short of that window's end at the default hop).
+pub fn labels(record: &Record, ids: &[String], real_time: bool) -> (Vec<Labelled>, Vec<Labelled>) {
+    let index = |id: &Option<String>| id.as_ref().and_then(|id| ids.iter().position(|x| x == id));
+    let half = WINDOW_SAMPLES as f64 / f64::from(SAMPLE_RATE) / 2.0;
+    let (mut raw, mut turns) = (Vec::new(), Vec::new());
+    let mut audio_end = 0.0f64;
+    for a in &record.messages {
+        let (from, end, label, id) = match &a.msg {
+            ServerMessage::Result(r) => (r.start + half, r.end, &r.label, &r.speaker_id),
+            ServerMessage::Turn(t) => (t.start, t.end, &t.label, &t.speaker_id),
+            _ => continue,
+        };
+        audio_end = audio_end.max(end);
+        let l = Labelled {
+            from,
+            known: if real_time {
+                record.stream_time(a.at).max(audio_end)
+            } else {
+                audio_end
+            },
+            label: parse_label(label).unwrap_or(Label::Unknown),
+            speaker: index(id),
+        };
+        if matches!(a.msg, ServerMessage::Result(_)) {
+            raw.push(l);
+        } else {
+            turns.push(l);
+        }
+    }
+    (raw, turns)
+}
+
+/// Spans from labels: from their labelled time, or (`live`) from when they were known.
+pub fn timeline(labels: &[Labelled], live: bool) -> Vec<Span> {
+    let mut spans: Vec<Span> = labels
+        .iter()
+        .map(|l| Span {
+            start: if live { l.known } else { l.from },
+            label: l.label,
+            speaker: l.speaker,
+        })
+        .collect();
+    // Arrival order is stream order for both; a stable sort keeps it for equal times.
+    spans.sort_by(|a, b| a.start.total_cmp(&b.start));
+    spans
+}
+
+/// Runs the evaluation against the gateway behind `client`.
+pub async fn evaluate(client: &Client, args: &Args) -> Result<Report, Error> {
+    let bytes = std::fs::read(&args.audio)
+        .map_err(|e| Error::Input(format!("{}: {e}", args.audio.display())))?;
+    let opts = DecodeOptions {
+        max_seconds: f32::INFINITY,
+    };
+    let wav = frontend::decode_audio(&bytes, &opts)
+        .map_err(|e| Error::Input(format!("{}: {e}", args.audio.display())))?;
+    let reference = Reference::read(&args.rttm).map_err(|e| Error::Input(e.to_string()))?;
+    if reference.names.is_empty() {
+        return Err(Error::Input(format!(
+            "{}: no SPEAKER lines",
+            args.rttm.display()
+        )));
+    }
+
+    let mut enrolled = Vec::new();
+    let result = run(client, args, &wav, &reference, &mut enrolled).await;
+    for e in &enrolled {
+        if let Err(err) = client.delete(&e.id).await {
+            eprintln!(
+                "warning: could not delete profile {} ({}): {err}",
+                e.id, e.name
+            );
+        }
+    }
+    result
+}
+
+async fn run(
+    client: &Client,
+    args: &Args,
+    wav: &[f32],
+    reference: &Reference,
+    enrolled: &mut Vec<Enrolled>,
+) -> Result<Report, Error> {
+    for (i, name) in reference.names.iter().enumerate() {
+        let spans = reference.solo_spans(i, args.enroll_seconds);
+        let audio = span_audio(wav, SAMPLE_RATE, &spans);
+        let seconds = audio.len() as f64 / f64::from(SAMPLE_RATE);
+        if seconds < MIN_ENROLL_SECONDS {
+            return Err(Error::Input(format!(
+                "speaker {name} speaks alone for only {seconds:.1} s in the recording"
+            )));
+        }
+        let (resp, _) = client
+            .enroll_recordings(name, vec![(format!("{name}.wav"), wav_bytes(&audio))])
+            .await?;
+        enrolled.push(Enrolled {
+            name: name.clone(),
+            id: resp.id,
+            upload_seconds: seconds,
+            speech_seconds: resp.speech_seconds,
+            verdict: resp.verdict,
+        });
+    }
+    let ids: Vec<String> = enrolled.iter().map(|e| e.id.clone()).collect();
+
+    let samples = args.max_seconds.map_or(wav.len(), |s| {
+        ((s * f64::from(SAMPLE_RATE)) as usize).min(wav.len())
+    });
+    let pcm: Vec<i16> = wav[..samples].iter().map(|&x| pcm16(x)).collect();
+    let url = client.stream_url().map_err(Error::Client)?.to_string();
+    let plan = Plan {
+        url,
+        speakers: ids.iter().cloned().map(SpeakerRef::Id).collect(),
+        options: args.options,
+        pacing: args.pacing,
+    };
+    let record = session::run(&plan, &Audio::whole(pcm)).await?;
+
+    let seconds = samples as f64 / f64::from(SAMPLE_RATE);
+    let frame_ref = reference.frames(Reference::n_frames(seconds));
+    let real_time = args.pacing == Pacing::RealTime;
+    let (raw, turns) = labels(&record, &ids, real_time);
+    let timelines = vec![
+        Timeline::new(
+            "raw windows",
+            &score_frames(&frame_ref, &timeline(&raw, false)),
+        ),
+        Timeline::new(
+            "smoothed turns",
+            &score_frames(&frame_ref, &timeline(&turns, false)),
+        ),
+        Timeline::new(
+            "raw windows, live",
+            &score_frames(&frame_ref, &timeline(&raw, true)),
+        ),
+        Timeline::new(
+            "smoothed turns, live",
+            &score_frames(&frame_ref, &timeline(&turns, true)),
+        ),
+    ];
+    let delay = |l: &[Labelled]| {
+        SecondsSummary::of(&l.iter().map(|x| x.known - x.from).collect::<Vec<_>>())
+    };
+    let win = record.windowing();
+    let mut hist = LatencyHistogram::default();
+    for a in &record.messages {
+        if let ServerMessage::Result(r) = &a.msg
+            && let Some(d) = win.latency(r.seq, &record.frames_sent, a.at)
+        {
+            hist.record(d);
+        }
+    }
+    Ok(Report {
+        audio: display(&args.audio),
+        rttm: display(&args.rttm),
+        seconds,
+        pacing: if real_time { "real-time" } else { "fast" }.into(),
+        hop_ms: record.hop_ms,
+        options: args.options,
+        speakers: enrolled.clone(),
+        windows: raw.len(),
+        dropped: record.dropped(),
+        turns: turns.len(),
+        timelines,
+        raw_label_delay_s: delay(&raw),
+        turn_label_delay_s: delay(&turns),
+        result_latency_ms: hist.summary(),
+    })
+}
+
+fn display(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The report as Markdown (a table per timeline, then the delays).
+pub fn markdown(r: &Report) -> String {
+    let pct = |x: f64| format!("{:.1}%", 100.0 * x);
+    let mut s = format!(
+        "{} ({:.1} s, {}, hop {} ms): {} windows ({} dropped), {} turns; enrolled {}\n\n",
+        r.audio,
+        r.seconds,
+        r.pacing,
+        r.hop_ms,
+        r.windows,
+        r.dropped,
+        r.turns,
+        r.speakers
+            .iter()
+            .map(|e| format!(
+                "{} ({:.1} s, {:.1} s speech, {})",
+                e.name, e.upload_seconds, e.speech_seconds, e.verdict
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if let Some(t) = r.timelines.first() {
+        s += &format!(
+            "frames of 10 ms: {} single-speaker, {} non-speech, {} overlapped\n\n",
+            t.counts.single, t.counts.nonspeech, t.counts.overlapped
+        );
+    }
+    s += "| timeline | single-speaker: right | wrong speaker | overlap | missed | non-speech: false alarm | overlapped: overlap | overlapped: one speaker | accuracy (single + non-speech) | label changes |\n";
+    s += "|---|---|---|---|---|---|---|---|---|---|\n";
+    for t in &r.timelines {
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) |\n",
+            t.name,
+            pct(t.single_right),
+            pct(t.single_wrong),
+            pct(t.single_overlap),
+            pct(t.single_missed),
+            pct(t.nonspeech_false_alarm),
+            pct(t.overlap_as_overlap),
+            pct(t.overlap_as_one),
+            pct(t.accuracy),
+            t.label_changes,
+            t.counts.reference_changes
+        );
+    }
+    let d = |x: &SecondsSummary| {
+        format!(
+            "mean {:.2} s, median {:.2} s, p90 {:.2} s, max {:.2} s",
+            x.mean, x.p50, x.p90, x.max
+        )
+    };
+    s += &format!(
+        "\nlabel delay (known − labelled time): raw windows {}; turns {}\n",
+        d(&r.raw_label_delay_s),
+        d(&r.turn_label_delay_s)
+    );
+    let l = &r.result_latency_ms;
+    s += &format!(
+        "result latency (last sample sent → result): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms\n",
+        l.p50, l.p99, l.max
+    );
+    s
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use diglett_gateway::protocol::{TurnMsg, WindowResultMsg};
+    use session::Arrival;
+    use std::time::{Duration, Instant};
+
+    fn result(seq: u64, label: &str, id: Option<&str>) -> ServerMessage {
+        let start = seq as f64 * 0.5;
+        ServerMessage::Result(WindowResultMsg {
+            seq,
+            start,
+            end: start + 1.6,
+            label: label.into(),
+            speaker: id.map(str::to_owned),
+            speaker_id: id.map(str::to_owned),
+            score: None,
+            scores: Default::default(),
+            speech: 1.0,
+            volume: -20.0,
+            lufs: -20.0,
+            latency_ms: 1.0,
+        })
+    }
+
+    fn turn(start: f64, end: f64, label: &str, id: Option<&str>) -> ServerMessage {
+        ServerMessage::Turn(TurnMsg {
+            label: label.into(),
+            speaker: id.map(str::to_owned),
+            speaker_id: id.map(str::to_owned),
+            start,
+            end,
+        })
+    }
+
+    #[test]
+    fn labels_and_live_timelines() {
+        let t0 = Instant::now();
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        let msgs = vec![
+            (1.65, result(0, "speaker", Some("id-a"))),
+            (1.70, turn(0.0, 1.6, "speaker", Some("id-a"))),
+            (2.15, result(1, "silence", None)),
+            (2.62, result(2, "speaker", Some("id-b"))),
+            (2.70, result(3, "speaker", Some("stranger"))),
+            (2.75, turn(1.55, 2.6, "overlap", Some("id-b"))),
+        ];
+        let record = Record {
+            session: "s".into(),
+            hop_ms: 500,
+            speakers: vec![],
+            t0,
+            frames_sent: vec![],
+            samples_sent: 0,
+            messages: msgs
+                .into_iter()
+                .map(|(s, msg)| Arrival { at: at(s), msg })
+                .collect(),
+            close: None,
+        };
+        let ids = ["id-a".to_owned(), "id-b".to_owned()];
+        let (raw, turns) = labels(&record, &ids, true);
+        assert_eq!(raw.len(), 4);
+        assert_eq!(turns.len(), 2);
+        assert!((raw[0].from - 0.8).abs() < 1e-9);
+        assert!((raw[0].known - 1.65).abs() < 1e-3, "arrival in stream time");
+        assert_eq!((raw[0].label, raw[0].speaker), (Label::Speaker, Some(0)));
+        assert_eq!((raw[1].label, raw[1].speaker), (Label::Silence, None));
+        assert_eq!(raw[2].speaker, Some(1));
+        assert_eq!(raw[3].speaker, None, "an id that is no reference speaker");
+        assert_eq!(
+            (turns[1].label, turns[1].speaker),
+            (Label::Overlap, Some(1))
+        );
+        assert!((turns[1].from - 1.55).abs() < 1e-9);
+        // Without real-time pacing a label is known when its audio ends: a window's end, and
+        // for a turn the end of the latest window before it (window 3, 3.1 s; not its own 2.6).
+        let (raw_fast, turns_fast) = labels(&record, &ids, false);
+        assert!((raw_fast[0].known - 1.6).abs() < 1e-9);
+        assert!((turns_fast[0].known - 1.6).abs() < 1e-9);
+        assert!((turns_fast[1].known - 3.1).abs() < 1e-9);
+        assert!(
+            (turns[1].known - 3.1).abs() < 1e-9,
+            "never before its audio was sent"
+        );
+        // Timelines: from the labelled time, or from when known.
+        let spans = timeline(&raw, false);
+        assert_eq!(
+            spans.iter().map(|s| s.start).collect::<Vec<_>>(),
+            [0.8, 1.3, 1.8, 2.3]
+        );
+        let live = timeline(&turns, true);
+        assert!((live[0].start - 1.7).abs() < 1e-3);
+        // Scored against a reference of 3 s: speaker a (0) until 1.5 s, then b (1).
+        let frame_ref: Vec<Vec<usize>> = (0..300)
+            .map(|i| if i < 150 { vec![0] } else { vec![1] })
+            .collect();
+        let c = score_frames(&frame_ref, &timeline(&turns, false));
+        // Turn a from 0.0, overlap from 1.55: frames 0..155 a (150 right), 155.. overlap.
+        assert_eq!(c.right, 150);
+        assert_eq!(c.single_overlap, 145);
+        // Frames 150..155 (centres 1.505–1.545) are b's but still labelled a.
+        assert_eq!(c.wrong, 5);
+        let t = Timeline::new("x", &c);
+        assert!((t.single_right - 0.5).abs() < 1e-9);
+        assert!((t.single_wrong - 5.0 / 300.0).abs() < 1e-9);
+        assert_eq!(t.single_missed, 0.0);
+        assert!(t.nonspeech_false_alarm.is_nan());
+        assert_eq!(parse_label("overlap"), Some(Label::Overlap));
+        assert_eq!(parse_label("nope"), None);
+    }
+}
