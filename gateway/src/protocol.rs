@@ -238,8 +238,8 @@ pub struct TurnMsg {
     pub speaker_id: Option<String>,
     /// When the turn began (s of stream audio).
     pub start: f64,
-    /// How far the audio behind this decision reaches (s); the turn lasts until the next
-    /// `turn`.
+    /// The end of the span the confirming window speaks for: its centre + hop (s); its audio
+    /// reaches 0.8 s − hop further. The turn lasts until the next `turn`.
     pub end: f64,
 }
 

@@ -783,6 +783,10 @@ impl Session {
             pcm,
             speakers: self.enrolled.clone(),
             params: self.params,
+            // The worker skips it once this session has stopped waiting (the timeout below).
+            expires_at_unix_ms: Some(
+                unix_ms() + self.state.config.window_timeout.as_millis() as u64,
+            ),
         };
         self.state.metrics.windows_published.inc();
         if let Err(e) = self.state.bus.publish_window(req).await {
@@ -796,6 +800,11 @@ impl Session {
             return; // late duplicate, or a window already given up
         };
         if p.outcome.is_some() {
+            return;
+        }
+        // The first copy of a re-published window expired in a worker's queue: the second
+        // copy is still on its way (its result, or its own expiry and then the timeout).
+        if p.retried && expired(&r) {
             return;
         }
         p.outcome = Some(Outcome::Result(Box::new(r)));
@@ -850,6 +859,22 @@ impl Session {
             let Some(Outcome::Result(r)) = p.outcome else {
                 continue; // dropped: already reported
             };
+            if r.label == Label::Error && expired(&r) {
+                // Not computed: it waited in a worker's queue past the timeout (overload).
+                self.dropped += 1;
+                self.state.metrics.dropped("expired", 1);
+                let w = ServerMessage::Warning {
+                    code: "overloaded".into(),
+                    dropped: 1,
+                    total_dropped: self.dropped,
+                    message: "the workers are not keeping up; a window expired in their queue"
+                        .into(),
+                };
+                if !send(socket, &w).await {
+                    return false;
+                }
+                continue;
+            }
             if r.label == Label::Error {
                 self.dropped += 1;
                 self.state.metrics.dropped("error", 1);
@@ -1032,4 +1057,18 @@ fn unique_names(enrolled: &[EnrolledSpeaker]) -> Vec<Speaker> {
             }
         })
         .collect()
+}
+
+/// Whether a worker answered that the window expired in its queue before being computed.
+fn expired(r: &WindowResult) -> bool {
+    r.error
+        .as_ref()
+        .is_some_and(|e| e.kind == diglett_schemas::ErrorKind::Expired)
+}
+
+/// Now, in Unix milliseconds.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

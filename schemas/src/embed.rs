@@ -203,6 +203,9 @@ pub enum ErrorKind {
     BadRequest,
     /// A part of a chunked upload could not be fetched in time.
     PartTimeout,
+    /// The request's `expires_at_unix_ms` passed before the worker got to it (overload): not
+    /// computed.
+    Expired,
     /// The worker is shutting down or failed internally.
     Internal,
     /// A kind this reader does not know (from a newer writer).
@@ -223,6 +226,7 @@ impl ErrorKind {
             ErrorKind::BadEmbedding => "bad_embedding",
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::PartTimeout => "part_timeout",
+            ErrorKind::Expired => "expired",
             ErrorKind::Internal => "internal",
             ErrorKind::Other => "other",
         }

@@ -115,6 +115,7 @@ async fn main() -> anyhow::Result<()> {
                     pcm: pcm::from_f32(pool[i % pool.len()]),
                     speakers: enrolled.clone(),
                     params: Default::default(),
+                    expires_at_unix_ms: None,
                 };
                 codec::encode(&req).map(bytes::Bytes::from)
             })
@@ -164,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
                 pcm: pcm::from_f32(pool[i % pool.len()]),
                 speakers: enrolled.clone(),
                 params: Default::default(),
+                expires_at_unix_ms: None,
             };
             let payload = bytes::Bytes::from(codec::encode(&req)?);
             let sent = Instant::now();

@@ -66,6 +66,9 @@ pub struct WindowInput {
     pub params: DecisionParams,
     /// When the worker received the window (for queue-wait).
     pub received: Instant,
+    /// When nobody waits for the result any more (the request's `expires_at_unix_ms`): a
+    /// window still queued then is not computed, and its reply is dropped.
+    pub deadline: Option<Instant>,
 }
 
 /// What [`process_windows`] found for one window.
@@ -383,6 +386,18 @@ fn inference_loop(
                         }
                         None => break,
                     }
+                }
+                // Windows whose sender has stopped waiting are not computed: under overload the
+                // time goes to windows someone still waits for. Dropping the reply makes the
+                // handler answer `expired`.
+                let now = Instant::now();
+                let (inputs, replies): (Vec<_>, Vec<_>) = inputs
+                    .into_iter()
+                    .zip(replies)
+                    .filter(|(input, _)| input.deadline.is_none_or(|d| d > now))
+                    .unzip();
+                if inputs.is_empty() {
+                    continue;
                 }
                 // On a panic the whole batch fails (`internal`), not only the window at fault:
                 // the batch shares one encoder run.

@@ -489,12 +489,37 @@ pub(crate) fn window_input(
             *field = v;
         }
     }
+    let deadline = match req.expires_at_unix_ms {
+        None => None,
+        Some(at) => {
+            let left = at.saturating_sub(unix_ms());
+            if left == 0 {
+                return Err(expired());
+            }
+            Some(received + std::time::Duration::from_millis(left))
+        }
+    };
     Ok(WindowInput {
         samples: pcm::to_f32(&req.pcm),
         speakers,
         params,
         received,
+        deadline,
     })
+}
+
+/// Now, in Unix milliseconds.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn expired() -> Rejected {
+    Rejected::new(
+        ErrorKind::Expired,
+        "the sender stopped waiting before the worker got to this window (overloaded)",
+    )
 }
 
 fn label_of(label: ModelLabel) -> Label {
@@ -615,13 +640,20 @@ pub(crate) async fn window(
         Err(r) => Err(Rejected::new(r.kind, r.message.clone())),
         Ok(req) => match window_input(req, session, received) {
             Err(r) => Err(r),
-            Ok(input) => match ctx.engine.window(input) {
-                Err(e) => Err(Rejected::new(ErrorKind::Internal, e.to_string())),
-                Ok(rx) => rx
-                    .await
-                    .map(|out| window_result(req, &out))
-                    .map_err(|_| Rejected::new(ErrorKind::Internal, "inference was cancelled")),
-            },
+            Ok(input) => {
+                let deadline = input.deadline;
+                match ctx.engine.window(input) {
+                    Err(e) => Err(Rejected::new(ErrorKind::Internal, e.to_string())),
+                    Ok(rx) => rx.await.map(|out| window_result(req, &out)).map_err(|_| {
+                        // The engine drops the reply of a window it skipped as expired.
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            expired()
+                        } else {
+                            Rejected::new(ErrorKind::Internal, "inference was cancelled")
+                        }
+                    }),
+                }
+            }
         },
     };
     let result = result.unwrap_or_else(|r| {

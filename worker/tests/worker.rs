@@ -642,6 +642,7 @@ async fn batched_equals_unbatched() {
                 speakers: enrolled.clone(),
                 params: DecisionParams::default(),
                 received: Instant::now(),
+                deadline: None,
             });
         }
     }
@@ -738,6 +739,10 @@ async fn bad_windows_get_error_results() {
     // Quoted in the error message, but only so far.
     other.session = "someone-else".repeat(20_000);
     cases.push((codec::encode(&other).unwrap(), ErrorKind::BadRequest));
+    // The sender stopped waiting long ago: not computed.
+    let mut stale = good.clone();
+    stale.expires_at_unix_ms = Some(1);
+    cases.push((codec::encode(&stale).unwrap(), ErrorKind::Expired));
     for (payload, _) in &cases {
         h.client
             .publish(subject.clone(), payload.clone().into())
@@ -765,7 +770,13 @@ async fn bad_windows_get_error_results() {
     expected.sort_by_key(|k| k.as_str());
     assert_eq!(got, expected);
 
-    // The worker is still fine.
+    // The worker is still fine, and computes a window whose sender still waits.
+    let mut good = good;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    good.expires_at_unix_ms = Some(now_ms + 60_000);
     h.client
         .publish(subject, codec::encode(&good).unwrap().into())
         .await
@@ -784,7 +795,7 @@ async fn bad_windows_get_error_results() {
     );
     assert_eq!(
         metric(&metrics, "diglett_worker_windows_total{label=\"error\"}"),
-        Some(6.0)
+        Some(7.0)
     );
     h.shutdown().await;
 }

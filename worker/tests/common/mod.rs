@@ -158,6 +158,7 @@ pub fn window(
         pcm: pcm::from_f32(samples),
         speakers: speakers.to_vec(),
         params: Default::default(),
+        expires_at_unix_ms: None,
     }
 }
 
