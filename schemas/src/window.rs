@@ -28,8 +28,8 @@ pub struct WindowRequest {
     /// Decision parameters; unset fields take the model's defaults.
     #[serde(default)]
     pub params: DecisionParams,
-    /// When the sender stops waiting for this window's result (Unix ms). A worker that gets to
-    /// the window later answers [`ErrorKind::Expired`] without computing it, so an overloaded
+    /// When the sender stops waiting for this window's result (Unix ms). A worker that cannot
+    /// finish the window by then answers [`ErrorKind::Expired`] without computing it, so an overloaded
     /// worker spends its time on windows someone still waits for. Absent: always computed.
     /// Assumes the sender's and the worker's clocks agree to well under the sender's timeout.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -71,6 +71,10 @@ pub struct WindowInput {
     pub deadline: Option<Instant>,
 }
 
+/// A window was not computed: its deadline would pass before its batch could finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired;
+
 /// What [`process_windows`] found for one window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowOutput {
@@ -216,7 +220,7 @@ pub fn process_enrollment(models: &Models, compute: &Compute, samples: &[f32]) -
 /// A job for the inference thread.
 #[derive(Debug)]
 enum Job {
-    Window(WindowInput, oneshot::Sender<WindowOutput>),
+    Window(WindowInput, oneshot::Sender<Result<WindowOutput, Expired>>),
     Enroll(Vec<f32>, oneshot::Sender<EnrollmentOutput>),
 }
 
@@ -279,7 +283,7 @@ impl Engine {
     pub fn window(
         &self,
         input: WindowInput,
-    ) -> Result<oneshot::Receiver<WindowOutput>, EngineUnavailable> {
+    ) -> Result<oneshot::Receiver<Result<WindowOutput, Expired>>, EngineUnavailable> {
         let (tx, rx) = oneshot::channel();
         self.send(Job::Window(input, tx))?;
         Ok(rx)
@@ -334,6 +338,8 @@ fn inference_loop(
     rx: &Receiver<Job>,
 ) {
     let mut pending: Option<Job> = None;
+    // How long the latest window batch took: the estimate for the next one.
+    let mut last_batch = Duration::ZERO;
     loop {
         let job = match pending.take() {
             Some(job) => job,
@@ -387,14 +393,21 @@ fn inference_loop(
                         None => break,
                     }
                 }
-                // Windows whose sender has stopped waiting are not computed: under overload the
-                // time goes to windows someone still waits for. Dropping the reply makes the
-                // handler answer `expired`.
-                let now = Instant::now();
+                // Windows whose sender will have stopped waiting before this batch can finish
+                // (judged by the last batch's time) are not computed: under overload the time
+                // goes to windows someone still waits for.
+                let finish = Instant::now() + last_batch;
                 let (inputs, replies): (Vec<_>, Vec<_>) = inputs
                     .into_iter()
                     .zip(replies)
-                    .filter(|(input, _)| input.deadline.is_none_or(|d| d > now))
+                    .filter_map(|(input, reply)| {
+                        if input.deadline.is_none_or(|d| d > finish) {
+                            Some((input, reply))
+                        } else {
+                            let _ = reply.send(Err(Expired));
+                            None
+                        }
+                    })
                     .unzip();
                 if inputs.is_empty() {
                     continue;
@@ -411,12 +424,13 @@ fn inference_loop(
                     metrics
                         .window_inference_seconds
                         .observe(o.processing.as_secs_f64());
+                    last_batch = o.processing;
                 }
                 for (out, reply) in outputs.into_iter().zip(replies) {
                     metrics
                         .queue_wait_seconds
                         .observe(out.queue_wait.as_secs_f64());
-                    let _ = reply.send(out);
+                    let _ = reply.send(Ok(out));
                 }
             }
         }

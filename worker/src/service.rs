@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::config::Config;
 use crate::engine::{
-    BatchSettings, Engine, EnrollmentOutput, ModelError, Models, WindowInput, WindowOutput,
+    BatchSettings, Engine, EnrollmentOutput, Expired, ModelError, Models, WindowInput, WindowOutput,
 };
 use crate::metrics::{self, Metrics};
 use crate::stream::{self, StreamError};
@@ -496,7 +496,8 @@ pub(crate) fn window_input(
             if left == 0 {
                 return Err(expired());
             }
-            Some(received + std::time::Duration::from_millis(left))
+            // Measured now, when `left` was: `received` may be a while ago (a permit wait).
+            Some(Instant::now() + std::time::Duration::from_millis(left))
         }
     };
     Ok(WindowInput {
@@ -640,20 +641,17 @@ pub(crate) async fn window(
         Err(r) => Err(Rejected::new(r.kind, r.message.clone())),
         Ok(req) => match window_input(req, session, received) {
             Err(r) => Err(r),
-            Ok(input) => {
-                let deadline = input.deadline;
-                match ctx.engine.window(input) {
-                    Err(e) => Err(Rejected::new(ErrorKind::Internal, e.to_string())),
-                    Ok(rx) => rx.await.map(|out| window_result(req, &out)).map_err(|_| {
-                        // The engine drops the reply of a window it skipped as expired.
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            expired()
-                        } else {
-                            Rejected::new(ErrorKind::Internal, "inference was cancelled")
-                        }
-                    }),
-                }
-            }
+            Ok(input) => match ctx.engine.window(input) {
+                Err(e) => Err(Rejected::new(ErrorKind::Internal, e.to_string())),
+                Ok(rx) => match rx.await {
+                    Ok(Ok(out)) => Ok(window_result(req, &out)),
+                    Ok(Err(Expired)) => Err(expired()),
+                    Err(_) => Err(Rejected::new(
+                        ErrorKind::Internal,
+                        "inference was cancelled",
+                    )),
+                },
+            },
         },
     };
     let result = result.unwrap_or_else(|r| {
