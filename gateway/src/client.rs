@@ -88,6 +88,33 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// Which gateway to talk to: the options every command-line tool shares (`diglett-client`,
+/// `diglett-eval`, `diglett-load`), to `#[command(flatten)]` into their arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// The gateway's base URL (the WebSocket URL is derived: http → ws, https → wss).
+    #[arg(
+        long,
+        env = "DIGLETT_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    /// API key, sent as `Authorization: Bearer` (and `?token=` on the WebSocket).
+    #[arg(long, env = "DIGLETT_API_KEY", hide_env_values = true, global = true)]
+    pub key: Option<String>,
+}
+
+impl ServerArgs {
+    /// A client for this gateway.
+    ///
+    /// # Errors
+    /// As [`Client::new`].
+    pub fn client(&self) -> Result<Client, ClientError> {
+        Client::new(&self.url, self.key.clone())
+    }
+}
+
 /// A connection to one gateway.
 #[derive(Debug, Clone)]
 pub struct Client {

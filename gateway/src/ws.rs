@@ -785,7 +785,8 @@ impl Session {
             params: self.params,
             // The worker skips it once this session has stopped waiting (the timeout below).
             expires_at_unix_ms: Some(
-                unix_ms() + self.state.config.window_timeout.as_millis() as u64,
+                diglett_schemas::embed::unix_ms_now()
+                    + self.state.config.window_timeout.as_millis() as u64,
             ),
         };
         self.state.metrics.windows_published.inc();
@@ -1064,11 +1065,4 @@ fn expired(r: &WindowResult) -> bool {
     r.error
         .as_ref()
         .is_some_and(|e| e.kind == diglett_schemas::ErrorKind::Expired)
-}
-
-/// Now, in Unix milliseconds.
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

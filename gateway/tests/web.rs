@@ -210,6 +210,14 @@ impl Browser {
         }
     }
 
+    /// Waits until the message box `id` (`error` or `notice`) is shown; returns its text.
+    async fn shown(&self, id: &str, within: Duration, what: &str) -> String {
+        let script =
+            format!("const e = document.getElementById('{id}'); return !e.hidden && e.textContent");
+        let v = self.wait_for(&script, within, what).await;
+        v.as_str().unwrap().to_owned()
+    }
+
     async fn screenshot(&self, path: &Path) {
         let v = self
             .cmd(reqwest::Method::GET, "/screenshot", Value::Null)
@@ -301,13 +309,9 @@ async fn page_enrolls_from_the_microphone_and_shows_who_speaks() {
     browser.goto(&format!("http://{addr}/")).await;
     // Without a key the page says one is needed.
     let error = browser
-        .wait_for(
-            "const e = document.getElementById('error'); return !e.hidden && e.textContent",
-            Duration::from_secs(10),
-            "the missing-key error",
-        )
+        .shown("error", Duration::from_secs(10), "the missing-key error")
         .await;
-    assert!(error.as_str().unwrap().contains("API key"), "{error}");
+    assert!(error.contains("API key"), "{error}");
     browser.type_into("#api-key", KEY).await;
     browser.click("#save-key").await;
     browser
@@ -374,16 +378,13 @@ async fn page_enrolls_from_the_microphone_and_shows_who_speaks() {
             relay.cut();
             cut = true;
             let notice = browser
-                .wait_for(
-                    "const n = document.getElementById('notice'); return !n.hidden && n.textContent",
+                .shown(
+                    "notice",
                     Duration::from_secs(5),
                     "the connection-lost notice",
                 )
                 .await;
-            assert!(
-                notice.as_str().unwrap().contains("Reconnecting"),
-                "{notice}"
-            );
+            assert!(notice.contains("Reconnecting"), "{notice}");
             browser
                 .wait_for(
                     "return document.getElementById('notice').hidden \
@@ -451,16 +452,13 @@ async fn page_enrolls_from_the_microphone_and_shows_who_speaks() {
     assert_eq!(status.as_u16(), 204);
     browser.click("#start").await;
     let error = browser
-        .wait_for(
-            "const e = document.getElementById('error'); return !e.hidden && e.textContent",
+        .shown(
+            "error",
             Duration::from_secs(10),
             "the unknown-profile error",
         )
         .await;
-    assert!(
-        error.as_str().unwrap().contains("no longer exists"),
-        "{error}"
-    );
+    assert!(error.contains("no longer exists"), "{error}");
     browser
         .wait_for(
             "return !document.getElementById('start').disabled",

@@ -52,10 +52,11 @@ pub struct Args {
     pub options: Options,
 }
 
-/// Why the evaluation failed.
+/// Why an evaluation (`conversation` or `speakers`) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Bad input (unreadable audio or RTTM, no single-speaker speech for a speaker).
+    /// Bad input (unreadable audio, RTTM or corpus, no single-speaker speech for a speaker,
+    /// models that cannot load).
     #[error("{0}")]
     Input(String),
     /// The REST calls failed.

@@ -34,19 +34,9 @@ type Trial = (usize, Vec<f32>);
 /// Utterances streamed at once.
 const CONCURRENT_SESSIONS: usize = 4;
 
-/// Why the evaluation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The corpus could not be read, or the models for trimming could not be loaded.
-    #[error("{0}")]
-    Input(String),
-    /// The REST calls failed.
-    #[error("{0}")]
-    Client(#[from] diglett_gateway::client::ClientError),
-    /// A session failed.
-    #[error("session: {0}")]
-    Session(#[from] session::SessionError),
-}
+/// Why the evaluation failed (the corpus could not be read, or the models for trimming could
+/// not be loaded: [`Error::Input`]).
+pub use crate::conversation::Error;
 
 /// One speaker's outcome.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -492,7 +492,7 @@ pub(crate) fn window_input(
     let deadline = match req.expires_at_unix_ms {
         None => None,
         Some(at) => {
-            let left = at.saturating_sub(unix_ms());
+            let left = at.saturating_sub(schemas::embed::unix_ms_now());
             if left == 0 {
                 return Err(expired());
             }
@@ -507,13 +507,6 @@ pub(crate) fn window_input(
         received,
         deadline,
     })
-}
-
-/// Now, in Unix milliseconds.
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn expired() -> Rejected {

@@ -772,11 +772,7 @@ async fn bad_windows_get_error_results() {
 
     // The worker is still fine, and computes a window whose sender still waits.
     let mut good = good;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    good.expires_at_unix_ms = Some(now_ms + 60_000);
+    good.expires_at_unix_ms = Some(diglett_schemas::embed::unix_ms_now() + 60_000);
     h.client
         .publish(subject, codec::encode(&good).unwrap().into())
         .await

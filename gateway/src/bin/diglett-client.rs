@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use diglett_gateway::client::{self, Client, ClientError, Output, StreamOptions};
+use diglett_gateway::client::{self, ClientError, Output, ServerArgs, StreamOptions};
 use diglett_gateway::protocol::Options;
 
 #[derive(Debug, Parser)]
@@ -18,17 +18,8 @@ use diglett_gateway::protocol::Options;
     about = "Command-line client of a Diglett gateway"
 )]
 struct Cli {
-    /// The gateway's base URL (the WebSocket URL is derived: http → ws, https → wss).
-    #[arg(
-        long,
-        env = "DIGLETT_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    url: String,
-    /// API key, sent as `Authorization: Bearer` (and `?token=` on the WebSocket).
-    #[arg(long, env = "DIGLETT_API_KEY", hide_env_values = true, global = true)]
-    key: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Print the server's JSON instead of text (for `stream`: every message, one per line).
     #[arg(long, global = true)]
     json: bool,
@@ -118,7 +109,7 @@ fn main() {
 }
 
 async fn run(cli: Cli) -> Result<(), ClientError> {
-    let c = Client::new(&cli.url, cli.key)?;
+    let c = cli.server.client()?;
     match cli.command {
         Command::Enroll { name, to, files } => {
             let (profile, raw) = match (name, to) {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use diglett_gateway::client::{Client, ClientError, EXIT_CONNECT, EXIT_SERVER, EXIT_USAGE};
+use diglett_gateway::client::{ClientError, EXIT_CONNECT, EXIT_SERVER, EXIT_USAGE, ServerArgs};
 use diglett_gateway::protocol::Options;
 use diglett_tools::session::{Pacing, SessionError};
 use diglett_tools::{conversation, speakers};
@@ -17,17 +17,8 @@ use diglett_tools::{conversation, speakers};
     about = "Accuracy of a running Diglett gateway"
 )]
 struct Cli {
-    /// The gateway.
-    #[arg(
-        long,
-        env = "DIGLETT_URL",
-        default_value = "http://127.0.0.1:8080",
-        global = true
-    )]
-    url: String,
-    /// API key (Authorization: Bearer).
-    #[arg(long, env = "DIGLETT_API_KEY", hide_env_values = true, global = true)]
-    key: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Also write the report as JSON here.
     #[arg(long, global = true)]
     json: Option<PathBuf>,
@@ -78,6 +69,16 @@ fn session_exit(e: &SessionError) -> u8 {
     }
 }
 
+/// Reports an evaluation's failure and picks the exit code.
+fn failed(e: &conversation::Error) -> ExitCode {
+    eprintln!("diglett-eval: {e}");
+    ExitCode::from(match e {
+        conversation::Error::Input(_) => EXIT_USAGE as u8,
+        conversation::Error::Client(c) => client_exit(c),
+        conversation::Error::Session(s) => session_exit(s),
+    })
+}
+
 fn client_exit(e: &ClientError) -> u8 {
     e.exit_code() as u8
 }
@@ -85,7 +86,7 @@ fn client_exit(e: &ClientError) -> u8 {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let client = match Client::new(&cli.url, cli.key.clone()) {
+    let client = match cli.server.client() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("diglett-eval: {e}");
@@ -122,26 +123,12 @@ async fn main() -> ExitCode {
             };
             match conversation::evaluate(&client, &args).await {
                 Ok(r) => (conversation::markdown(&r), serde_json::to_string_pretty(&r)),
-                Err(e) => {
-                    eprintln!("diglett-eval: {e}");
-                    return ExitCode::from(match &e {
-                        conversation::Error::Input(_) => EXIT_USAGE as u8,
-                        conversation::Error::Client(c) => client_exit(c),
-                        conversation::Error::Session(s) => session_exit(s),
-                    });
-                }
+                Err(e) => return failed(&e),
             }
         }
         Command::Speakers { dir } => match speakers::evaluate(&client, dir).await {
             Ok(r) => (speakers::markdown(&r), serde_json::to_string_pretty(&r)),
-            Err(e) => {
-                eprintln!("diglett-eval: {e}");
-                return ExitCode::from(match &e {
-                    speakers::Error::Input(_) => EXIT_USAGE as u8,
-                    speakers::Error::Client(c) => client_exit(c),
-                    speakers::Error::Session(s) => session_exit(s),
-                });
-            }
+            Err(e) => return failed(&e),
         },
     };
     println!("{markdown}");

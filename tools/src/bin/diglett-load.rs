@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use diglett_gateway::client::{Client, EXIT_USAGE};
+use diglett_gateway::client::{EXIT_USAGE, ServerArgs};
 use diglett_tools::{EXIT_OVER_LIMIT, load, report};
 
 #[derive(Debug, Parser)]
@@ -25,12 +25,8 @@ struct Cli {
 
 #[derive(Debug, Args)]
 struct RunArgs {
-    /// The gateway.
-    #[arg(long, env = "DIGLETT_URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
-    /// API key (Authorization: Bearer).
-    #[arg(long, env = "DIGLETT_API_KEY", hide_env_values = true)]
-    key: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Concurrent sessions.
     #[arg(long, default_value_t = 10)]
     streams: usize,
@@ -132,14 +128,14 @@ fn report_command(
 }
 
 async fn run_command(a: &RunArgs) -> ExitCode {
-    let client = match Client::new(&a.url, a.key.clone()) {
+    let client = match a.server.client() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("diglett-load: {e}");
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    let mut metrics = vec![format!("{}/metrics", a.url.trim_end_matches('/'))];
+    let mut metrics = vec![format!("{}/metrics", a.server.url.trim_end_matches('/'))];
     metrics.extend(a.metrics.iter().cloned());
     let args = load::Args {
         streams: a.streams,
