@@ -6,7 +6,7 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p diglett-gateway -p diglett-worker --bins
+RUN cargo build --release --locked -p diglett-gateway -p diglett-worker -p diglett-client --bins
 
 # --- run stage -------------------------------------------------------------------------------
 FROM debian:bookworm-slim

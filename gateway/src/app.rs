@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::{openapi, rest, web, ws};
+use crate::{openapi, rest, session, web};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -95,8 +95,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/speakers/{id}/samples", post(rest::add_samples))
         .route("/v1/verify", post(rest::verify))
-        .route("/v1/stream", get(ws::stream))
-        .route("/ws/stream", get(ws::stream))
+        .route("/v1/stream", get(session::stream))
+        .route("/ws/stream", get(session::stream))
         .layer(middleware::from_fn_with_state(keys, auth::require_key));
     let open = Router::new()
         .route("/healthz", get(rest::healthz))

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::{Client, Request, Subscriber};
-use diglett_schemas::client::{EmbedClientError, EmbedOptions, embed_request_with};
 use diglett_schemas::{
     EmbedReply, EmbedRequest, SAMPLE_RATE, SCHEMA_VERSION, SessionEvent, WindowRequest,
     WindowResult, codec, subjects,
 };
 use diglett_worker::LocalWorker;
+use diglett_worker::embed_client::{EmbedClientError, EmbedOptions, embed_request_with};
 use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+pub use diglett_api::error::{ErrorBody, ErrorDetail};
 
 use crate::bus::BusError;
 use crate::store::StoreError;
@@ -15,23 +15,6 @@ pub struct ApiError {
     pub status: StatusCode,
     /// Stable machine-readable code (snake_case).
     pub code: &'static str,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
-/// The JSON body of an error.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// Code and message of an error.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `payload_too_large`, `audio_too_long`,
-    /// `unsupported_audio`, `not_found`, `no_workers`, `worker_timeout`.
-    pub code: String,
     /// Human-readable explanation.
     pub message: String,
 }

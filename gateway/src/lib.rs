@@ -11,25 +11,25 @@
 //! - [`config`]: environment variables.
 //! - [`app`]: state, router, graceful shutdown.
 //! - [`rest`]: the REST endpoints; [`openapi`]: `/openapi.json` and `/docs`.
-//! - [`ws`]: streaming sessions; [`protocol`]: their messages.
+//! - [`session`]: streaming sessions (their messages are `diglett_api::protocol`).
 //! - [`bus`]: NATS or in-process; [`store`]: Redis or embedded profiles.
 //! - [`auth`]: API keys and tenants; [`error`]: JSON errors; [`metrics`]: Prometheus.
 //! - [`web`]: the web page at `/` (enroll voices, watch a conversation).
-//! - [`client`]: the library half of the `diglett-client` command-line client.
+//!
+//! The HTTP/WebSocket contract (messages, bodies, the error body) is the `diglett-api` crate;
+//! the client library and command line are `diglett-client`; decisions are `diglett-decision`.
 
 pub mod app;
 pub mod auth;
 pub mod bus;
-pub mod client;
 pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
-pub mod protocol;
 pub mod rest;
+pub mod session;
 pub mod store;
 pub mod web;
-pub mod ws;
 
 use std::sync::Arc;
 

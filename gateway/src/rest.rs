@@ -5,61 +5,17 @@ use axum::extract::multipart::{Field, MultipartRejection};
 use axum::extract::{Extension, Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use diglett_model::frontend::{DecodeError, DecodeOptions, decode_audio};
-use diglett_model::scoring::{self, Decision};
-use diglett_schemas::{EMBEDDING_DIM, EmbedOutcome, Enrollment, ErrorKind, Verdict, pcm};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+pub use diglett_api::rest::*;
+use diglett_audio::{DecodeError, DecodeOptions, decode_audio};
+use diglett_decision::enroll;
+use diglett_decision::scoring::{self, Decision};
+use diglett_schemas::{EmbedOutcome, Enrollment, ErrorKind, Verdict, pcm};
+use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::auth::Tenant;
 use crate::error::{ApiError, ErrorBody};
-use crate::store::Profile;
-
-/// Most files in one multipart request.
-pub const MAX_FILES: usize = 16;
-/// Most profiles in one verification.
-pub const MAX_VERIFY_SPEAKERS: usize = 16;
-/// Longest profile name (bytes).
-pub const MAX_NAME_BYTES: usize = 256;
-/// Enrollment needs this much speech for the verdict `ok` (s), as the worker judges one file.
-pub const MIN_SPEECH_SECONDS: f32 = 2.0;
-
-/// Multipart form of `POST /embed` and `POST /v1/speakers/{id}/samples`.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct AudioForm {
-    /// An audio file (WAV, FLAC, MP3 or Ogg/Vorbis; any rate 8–48 kHz, any channels). Repeat
-    /// the field for several files where the endpoint allows it.
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
-    /// A name echoed back (for `/embed`).
-    name: Option<String>,
-}
-
-/// Multipart form of `POST /v1/speakers`.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct CreateSpeakerForm {
-    /// The speaker's display name.
-    name: String,
-    /// One or more audio files of the speaker alone (repeat the field).
-    #[schema(value_type = Vec<String>, format = Binary)]
-    file: Vec<Vec<u8>>,
-}
-
-/// Multipart form of `POST /v1/verify`.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct VerifyForm {
-    /// The audio to verify.
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
-    /// Profile ids to score against: repeat the field or separate with commas (1 to 16).
-    speakers: String,
-    /// Acceptance threshold on the cosine score (default 0.67).
-    threshold: Option<f32>,
-}
+use crate::store::{Lookup, Profile};
 
 /// The fields of a multipart request.
 #[derive(Debug, Default)]
@@ -211,25 +167,6 @@ async fn enroll_file(
     }
 }
 
-/// Response of `POST /embed` (the original Diglett's shape, plus `lufs` and `verdict`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EmbedResponse {
-    /// The `name` field of the request, if any.
-    pub name: Option<String>,
-    /// The voice signature: 256 floats, L2-normalised; `null` when no speech was found.
-    pub embedding: Option<Vec<f32>>,
-    /// Loudness of the recording in dBFS (RMS).
-    pub volume: f32,
-    /// Integrated loudness (EBU R128, LUFS).
-    pub lufs: f32,
-    /// Seconds of speech found by the VAD.
-    pub speech_seconds: f32,
-    /// Duration of the recording (s).
-    pub duration: f32,
-    /// `ok`, `no_voice`, `clipped`, `too_quiet` or `too_short` (less than 2 s of speech).
-    pub verdict: String,
-}
-
 /// `POST /embed`: a voice signature from one recording.
 #[utoipa::path(post, path = "/embed", tag = "enrollment",
     request_body(content = AudioForm, content_type = "multipart/form-data"),
@@ -264,78 +201,22 @@ pub async fn embed(
     }))
 }
 
-/// What one uploaded file gave.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SampleReport {
-    /// The file's verdict.
-    pub verdict: String,
-    /// Its speech (s).
-    pub speech_seconds: f32,
-    /// Its duration (s).
-    pub duration: f32,
-    /// Its loudness (dBFS).
-    pub volume: f32,
-    /// Its integrated loudness (LUFS).
-    pub lufs: f32,
-}
-
-/// A profile as returned by the API.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ProfileView {
-    /// Profile id (UUID).
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Total speech enrolled (s).
-    pub speech_seconds: f32,
-    /// Recordings merged into the profile.
-    pub samples: u32,
-    /// Creation time (RFC 3339).
-    pub created_at: String,
-    /// Last update (RFC 3339).
-    pub updated_at: String,
-    /// The signature (only with `?include=embedding`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub embedding: Option<Vec<f32>>,
-}
-
 fn rfc3339(ms: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-impl ProfileView {
-    fn new(p: Profile, with_embedding: bool) -> Self {
-        Self {
-            id: p.id,
-            name: p.name,
-            speech_seconds: p.speech_seconds,
-            samples: p.samples,
-            created_at: rfc3339(p.created_at_ms),
-            updated_at: rfc3339(p.updated_at_ms),
-            embedding: with_embedding.then_some(p.embedding),
-        }
+/// A stored profile as the API shows it.
+fn profile_view(p: Profile, with_embedding: bool) -> ProfileView {
+    ProfileView {
+        id: p.id,
+        name: p.name,
+        speech_seconds: p.speech_seconds,
+        samples: p.samples,
+        created_at: rfc3339(p.created_at_ms),
+        updated_at: rfc3339(p.updated_at_ms),
+        embedding: with_embedding.then_some(p.embedding),
     }
-}
-
-/// Response of `POST /v1/speakers` and `POST /v1/speakers/{id}/samples`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct EnrollResponse {
-    /// Profile id (UUID).
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Total speech in the profile (s).
-    pub speech_seconds: f32,
-    /// Verdict on this upload: `ok`, or why the profile may be weak (`too_short`, `clipped`,
-    /// `too_quiet`).
-    pub verdict: String,
-    /// Creation time (RFC 3339).
-    pub created_at: String,
-    /// Recordings merged into the profile so far.
-    pub samples: u32,
-    /// Per file of this upload.
-    pub files: Vec<SampleReport>,
 }
 
 /// Embeds every file and merges those with speech: (speech-weighted mean embedding, speech
@@ -348,9 +229,7 @@ async fn enroll_files(
         return Err(ApiError::bad_request("send at least one `file` field"));
     }
     let mut reports = Vec::with_capacity(files.len());
-    let mut merged = vec![0f32; EMBEDDING_DIM];
-    let mut speech = 0f32;
-    let mut used = Vec::new();
+    let mut used: Vec<(Vec<f32>, f32, Verdict)> = Vec::new();
     for file in files {
         let e = enroll_file(state, file, None).await?;
         reports.push(SampleReport {
@@ -360,38 +239,34 @@ async fn enroll_files(
             volume: e.loudness.dbfs,
             lufs: e.loudness.lufs,
         });
-        if let Some(emb) = &e.embedding {
-            // A file with an embedding has some speech; weigh it by how much.
-            let w = e.speech_seconds.max(0.1);
-            for (m, x) in merged.iter_mut().zip(emb) {
-                *m += w * x;
-            }
-            speech += e.speech_seconds;
-            used.push(e.verdict);
+        if let Some(emb) = e.embedding {
+            used.push((emb, e.speech_seconds, e.verdict));
         }
     }
-    if used.is_empty() {
-        return Err(ApiError::new(
+    let no_voice = || {
+        ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "no_voice",
             "no speech was found in the audio",
-        ));
+        )
+    };
+    if used.is_empty() {
+        return Err(no_voice());
     }
-    scoring::l2_normalize(&mut merged);
-    Ok((merged, speech, overall_verdict(&used, speech), reports))
-}
-
-/// The verdict on several files together: enough speech in total, and no file clipped or
-/// too quiet.
-fn overall_verdict(used: &[Verdict], speech: f32) -> Verdict {
-    used.iter()
-        .copied()
-        .find(|v| matches!(v, Verdict::Clipped | Verdict::TooQuiet))
-        .unwrap_or(if speech < MIN_SPEECH_SECONDS {
-            Verdict::TooShort
-        } else {
-            Verdict::Ok
-        })
+    // A file with an embedding has some speech; weigh it by how much.
+    let merged = enroll::weighted_mean(
+        used.iter()
+            .map(|(e, s, _)| (e.as_slice(), s.max(enroll::MIN_MERGE_WEIGHT))),
+    )
+    .ok_or_else(no_voice)?;
+    let speech: f32 = used.iter().map(|(_, s, _)| s).sum();
+    let verdicts: Vec<Verdict> = used.iter().map(|(_, _, v)| *v).collect();
+    Ok((
+        merged,
+        speech,
+        enroll::overall_verdict(&verdicts, speech),
+        reports,
+    ))
 }
 
 /// `POST /v1/speakers`: creates a profile from one or more recordings.
@@ -484,13 +359,6 @@ pub async fn add_samples(
     }))
 }
 
-/// Response of `GET /v1/speakers`.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ProfileList {
-    /// The tenant's profiles, oldest first.
-    pub speakers: Vec<ProfileView>,
-}
-
 /// `GET /v1/speakers`: the caller's profiles (without embeddings).
 #[utoipa::path(get, path = "/v1/speakers", tag = "profiles",
     responses(
@@ -507,7 +375,7 @@ pub async fn list_speakers(
         .list(&tenant)
         .await?
         .into_iter()
-        .map(|p| ProfileView::new(p, false))
+        .map(|p| profile_view(p, false))
         .collect();
     Ok(Json(ProfileList { speakers }))
 }
@@ -542,7 +410,7 @@ pub async fn get_speaker(
         .get(&tenant, &id)
         .await?
         .ok_or_else(|| ApiError::profile_not_found(&id))?;
-    Ok(Json(ProfileView::new(p, with_embedding)))
+    Ok(Json(profile_view(p, with_embedding)))
 }
 
 /// `DELETE /v1/speakers/{id}`: deletes a profile for good.
@@ -566,36 +434,6 @@ pub async fn delete_speaker(
     }
 }
 
-/// One profile's score.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ScoreView {
-    /// Profile id.
-    pub id: String,
-    /// Its name.
-    pub name: String,
-    /// Cosine similarity of the recording to the profile.
-    pub score: f32,
-}
-
-/// Response of `POST /v1/verify`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VerifyResponse {
-    /// `speaker` (a profile reached the threshold), `unknown`, or `silence` (no speech).
-    pub label: String,
-    /// The best profile at or above the threshold.
-    pub speaker_id: Option<String>,
-    /// Its name.
-    pub speaker: Option<String>,
-    /// The best score.
-    pub score: Option<f32>,
-    /// The threshold applied.
-    pub threshold: f32,
-    /// Every profile's score, in request order.
-    pub scores: Vec<ScoreView>,
-    /// Speech in the recording (s).
-    pub speech_seconds: f32,
-}
-
 /// Resolves profile ids of one tenant, in order; the first unknown one is a 404.
 pub async fn resolve_profiles(
     state: &AppState,
@@ -604,14 +442,11 @@ pub async fn resolve_profiles(
 ) -> Result<Vec<Profile>, ApiError> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        check_id(id)?;
-        out.push(
-            state
-                .store
-                .get(tenant, id)
-                .await?
-                .ok_or_else(|| ApiError::profile_not_found(id))?,
-        );
+        out.push(match state.store.profile(tenant, id).await {
+            Ok(p) => p,
+            Err(Lookup::Unknown) => return Err(ApiError::profile_not_found(id)),
+            Err(Lookup::Store(e)) => return Err(e.into()),
+        });
     }
     Ok(out)
 }
@@ -702,16 +537,6 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// Health and readiness.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    /// `ok` or `unavailable`.
-    pub status: String,
-    /// Per dependency: `ok` or what is wrong.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub checks: Option<std::collections::BTreeMap<String, String>>,
-}
-
 /// `GET /readyz`: the bus and the store are reachable and at least one worker answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
@@ -752,23 +577,4 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         }),
     )
         .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn overall_verdicts() {
-        assert_eq!(overall_verdict(&[Verdict::Ok], 3.0), Verdict::Ok);
-        assert_eq!(
-            overall_verdict(&[Verdict::TooShort, Verdict::TooShort], 3.0),
-            Verdict::Ok
-        );
-        assert_eq!(overall_verdict(&[Verdict::Ok], 1.0), Verdict::TooShort);
-        assert_eq!(
-            overall_verdict(&[Verdict::Ok, Verdict::Clipped], 9.0),
-            Verdict::Clipped
-        );
-    }
 }

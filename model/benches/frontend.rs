@@ -7,37 +7,16 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use diglett_model::frontend::{self, DecodeOptions, MelSpectrogram};
+use diglett_audio::wav::wav_bytes;
+use diglett_audio::{DecodeOptions, decode_audio};
+use diglett_model::frontend::MelSpectrogram;
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared");
 
 fn conversation() -> Vec<f32> {
     let bytes = std::fs::read(format!("{SHARED}/data/conversation/sample.wav"))
         .expect("../shared/data/conversation/sample.wav");
-    frontend::decode_audio(&bytes, &DecodeOptions::default()).expect("decodes")
-}
-
-/// Little-endian PCM16 WAV bytes of `samples` at `rate` (for a resampling workload).
-fn wav_bytes(samples: &[f32], rate: u32) -> Vec<u8> {
-    let data: Vec<u8> = samples
-        .iter()
-        .flat_map(|&x| ((x.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
-        .collect();
-    let mut out = Vec::with_capacity(44 + data.len());
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&data);
-    out
+    decode_audio(&bytes, &DecodeOptions::default()).expect("decodes")
 }
 
 fn bench(c: &mut Criterion) {
@@ -58,14 +37,14 @@ fn bench(c: &mut Criterion) {
     // A 48 kHz WAV of the same speech (each sample held ×3): decoding plus sinc resampling
     // to 16 kHz, the path a browser's 48 kHz recording takes at enrollment.
     let up: Vec<f32> = wav.iter().flat_map(|&x| [x, x, x]).collect();
-    let wav48 = wav_bytes(&up, 48_000);
+    let wav48 = wav_bytes(&up, 48_000, 1);
     g.throughput(Throughput::Elements(wav.len() as u64));
     g.bench_function("decode+resample/48k-30s", |b| {
-        b.iter(|| frontend::decode_audio(&wav48, &DecodeOptions::default()))
+        b.iter(|| decode_audio(&wav48, &DecodeOptions::default()))
     });
-    let wav16 = wav_bytes(&wav, 16_000);
+    let wav16 = wav_bytes(&wav, 16_000, 1);
     g.bench_function("decode/16k-30s", |b| {
-        b.iter(|| frontend::decode_audio(&wav16, &DecodeOptions::default()))
+        b.iter(|| decode_audio(&wav16, &DecodeOptions::default()))
     });
     g.finish();
 }

@@ -36,8 +36,11 @@ pub const N_MELS: usize = frontend::N_MELS;
 pub const WINDOW_FRAMES: usize = frontend::PARTIAL_FRAMES;
 /// Samples in one window: 160 frames × 160 samples (10 ms hop at 16 kHz) = 1.6 s.
 pub const WINDOW_SAMPLES: usize = WINDOW_FRAMES * frontend::HOP_LENGTH;
-/// Length of an embedding (Resemblyzer `model_embedding_size`).
-pub const EMBEDDING_DIM: usize = 256;
+/// Length of an embedding (Resemblyzer `model_embedding_size`): the bus's
+/// [`diglett_schemas::EMBEDDING_DIM`], the one definition.
+pub use diglett_schemas::EMBEDDING_DIM;
+// The window the encoder was trained on is the window the bus carries.
+const _: () = assert!(WINDOW_SAMPLES == diglett_schemas::WINDOW_SAMPLES);
 /// One speaker embedding: L2-normalised, non-negative (it follows a ReLU).
 pub type Embedding = [f32; EMBEDDING_DIM];
 

@@ -11,8 +11,9 @@ use std::ops::Range;
 
 use crate::compute::Compute;
 use crate::encoder::{Encoder, UtteranceEmbedding};
-use crate::frontend::{self, NORMALIZE_TARGET_DBFS, SAMPLE_RATE};
 use crate::vad::{self, Vad, VadParams};
+use diglett_audio::level::{NORMALIZE_TARGET_DBFS, normalize_volume};
+use diglett_schemas::SAMPLE_RATE;
 
 /// Trimming parameters: silences of 300 ms or more are cut (shorter pauses are part of how a
 /// person speaks, and Resemblyzer kept them too), and 90 ms of context is kept around speech
@@ -39,7 +40,7 @@ pub struct Preprocessed {
 /// Normalises the volume of `wav` (16 kHz mono) and cuts its long silences with the VAD.
 pub fn preprocess(vad: &Vad, compute: &Compute, wav: &[f32]) -> Preprocessed {
     let mut normalised = wav.to_vec();
-    frontend::normalize_volume(&mut normalised, NORMALIZE_TARGET_DBFS, true);
+    normalize_volume(&mut normalised, NORMALIZE_TARGET_DBFS, true);
     let probs = vad.probabilities(compute, &normalised);
     let segments = vad::speech_segments(&probs, &TRIM_PARAMS);
     let speech = vad::trim_silences(&normalised, &segments);

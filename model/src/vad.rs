@@ -50,7 +50,7 @@ use crate::compute::Compute;
 use crate::weights::{LoadError, SILERO_VAD_SAFETENSORS, load_exact};
 
 /// Sample rate of the 16 kHz branch; every sample count below is at this rate.
-pub const SAMPLE_RATE: usize = 16_000;
+pub const SAMPLE_RATE: usize = diglett_schemas::SAMPLE_RATE as usize;
 /// New samples per chunk (32 ms): the 16 kHz branch's fixed window (`window_size_samples`).
 pub const CHUNK: usize = 512;
 /// Samples of the previous chunk prepended to each chunk (the 16 kHz branch's `context_size`).

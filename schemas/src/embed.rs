@@ -19,7 +19,7 @@
 //! The worker gives up (`part_timeout`) when one part does not come within its part timeout
 //! or all of them not within its overall deadline. If the client goes away, the worker's part
 //! request times out and the work is dropped; if
-//! the worker goes away, the client's request times out. [`crate::client::embed_request`] does
+//! the worker goes away, the client's request times out. `diglett_worker::embed_client::embed_request` does
 //! the client side.
 
 use serde::{Deserialize, Serialize};

@@ -23,9 +23,11 @@
 //! - [`embed`]: enrollment request/reply and the chunked-upload messages.
 //! - [`window`]: a window to verify, and its result.
 //! - [`event`]: session and speaker-turn events.
-//! - [`client`]: [`client::embed_request`], the chunked embed client over `async-nats`.
+//! - [`pcm`] also holds the one `f32` → `i16` conversion.
+//!
+//! The chunked embed client over `async-nats` is `diglett_worker::embed_client`: this crate is
+//! wire types only, so a client of the HTTP API can use it without a NATS client.
 
-pub mod client;
 pub mod codec;
 pub mod embed;
 pub mod event;
@@ -56,3 +58,16 @@ pub const WINDOW_SAMPLES: usize = 25_600;
 
 /// Length of a speaker embedding (the GE2E encoder's output).
 pub const EMBEDDING_DIM: usize = 256;
+
+/// `s` cut to at most `max` bytes on a character boundary: how a client's string is echoed into
+/// an error message or a log line without letting it grow them.
+pub fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

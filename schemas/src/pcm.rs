@@ -1,21 +1,26 @@
 //! 16 kHz mono little-endian `i16` PCM, the bus's audio format.
 //!
-//! Conversions match the model crate's `frontend::pcm16_to_f32` (`x / 32768`), so a window
-//! sent as PCM and decoded by the worker is exactly what the model would read from a 16-bit WAV.
+//! Conversions are the decoder's for 16-bit WAV (`x / 32768`), so a window sent as PCM and
+//! decoded by the worker is exactly what the model would read from a 16-bit WAV.
 
 /// Converts `f32` samples in [-1, 1] to little-endian `i16` bytes: `round(x * 32768)`, clamped
 /// to the `i16` range (so 1.0 becomes 32767). NaN becomes 0.
 pub fn from_f32(samples: &[f32]) -> Vec<u8> {
     let mut out = Vec::with_capacity(samples.len() * 2);
     for &x in samples {
-        let v = if x.is_nan() {
-            0
-        } else {
-            (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16
-        };
-        out.extend_from_slice(&v.to_le_bytes());
+        out.extend_from_slice(&to_i16(x).to_le_bytes());
     }
     out
+}
+
+/// One `f32` sample in [-1, 1] as `i16`: `round(x * 32768)`, clamped to the `i16` range. NaN
+/// becomes 0. The one conversion every writer of 16-bit audio in the workspace uses.
+pub fn to_i16(x: f32) -> i16 {
+    if x.is_nan() {
+        0
+    } else {
+        (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16
+    }
 }
 
 /// Converts little-endian `i16` bytes to `f32` as `x / 32768`. A trailing odd byte is ignored

@@ -1,7 +1,7 @@
 //! Diglett's end-to-end harness: real servers and the real binaries, each on its own ports,
 //! stopped on drop.
 //!
-//! - NATS: the local `nats-server -js` (via `diglett_worker::testing::NatsServer`), else the
+//! - NATS: the local `nats-server -js` (via `diglett_testkit::NatsServer`), else the
 //!   URL in `DIGLETT_TEST_NATS_URL` (then tests that restart the server fail with a line
 //!   saying they need the binary).
 //! - Redis: the local `redis-server` on a free port (no persistence), else
@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub use diglett_worker::testing::NatsServer;
+pub use diglett_testkit::NatsServer;
 
 /// A free TCP port on 127.0.0.1.
 ///
@@ -48,7 +48,7 @@ impl Nats {
     pub fn start() -> Self {
         match NatsServer::try_start() {
             Ok(_) => {}
-            Err(diglett_worker::testing::NatsServerError::NotInstalled) => {
+            Err(diglett_testkit::NatsServerError::NotInstalled) => {
                 if let Ok(url) = std::env::var("DIGLETT_TEST_NATS_URL") {
                     return Self::External(url);
                 }

@@ -2,61 +2,20 @@
 //! gateway binary and two worker binaries, each test with its own servers and ports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_lossless)]
 
-use std::path::Path;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use diglett_e2e::{Nats, Proc, Redis, base_env, start_gateway, start_worker, wait_ready};
-use diglett_model::eval::{self, Speaker};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-const SPEAKERS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/speakers");
 const SR: usize = 16_000;
 /// The two voices of the conversation (indices into data/speakers).
 const VOICES: [usize; 2] = [2, 3];
 
-fn speakers() -> &'static [Speaker] {
-    static S: OnceLock<Vec<Speaker>> = OnceLock::new();
-    S.get_or_init(|| eval::load_speakers(Path::new(SPEAKERS_DIR)).expect("speakers"))
-}
-
-/// About `seconds` of a speaker's utterances from `first` on.
-fn speech(speaker: usize, first: usize, seconds: f32) -> Vec<f32> {
-    let mut out = Vec::new();
-    for (_, w) in speakers()[speaker].utterances.iter().skip(first) {
-        if out.len() as f32 >= seconds * SR as f32 {
-            break;
-        }
-        out.extend_from_slice(w);
-    }
-    out.truncate((seconds * SR as f32) as usize);
-    out
-}
-
-fn wav(samples: &[f32]) -> Vec<u8> {
-    let n = (samples.len() * 2) as u32;
-    let mut w = Vec::new();
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(36 + n).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    w.extend_from_slice(&16u32.to_le_bytes());
-    w.extend_from_slice(&[1, 0, 1, 0]);
-    w.extend_from_slice(&16_000u32.to_le_bytes());
-    w.extend_from_slice(&32_000u32.to_le_bytes());
-    w.extend_from_slice(&[2, 0, 16, 0]);
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&n.to_le_bytes());
-    w.extend(s16(samples));
-    w
-}
-
-fn s16(x: &[f32]) -> Vec<u8> {
-    x.iter()
-        .flat_map(|&v| ((v * 32768.0).round().clamp(-32768.0, 32767.0) as i16).to_le_bytes())
-        .collect()
-}
+use diglett_audio::wav::wav_16k as wav;
+use diglett_schemas::pcm::from_f32 as s16;
+use diglett_testkit::corpus::speech;
 
 /// A running stack: NATS, Redis, two workers, a gateway.
 struct Stack {

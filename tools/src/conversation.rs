@@ -19,11 +19,11 @@
 
 use std::path::{Path, PathBuf};
 
-use diglett_gateway::client::Client;
-use diglett_gateway::protocol::{Options, ServerMessage, SpeakerRef};
-use diglett_model::diarization::{FrameCounts, Reference, Span, score_frames, span_audio};
-use diglett_model::frontend::{self, DecodeOptions};
-use diglett_model::scoring::Label;
+use crate::diarization::{FrameCounts, Reference, Span, score_frames, span_audio};
+use diglett_api::protocol::{Options, ServerMessage, SpeakerRef};
+use diglett_audio::{self as frontend, DecodeOptions};
+use diglett_client::Client;
+use diglett_schemas::Label;
 use serde::{Deserialize, Serialize};
 
 use crate::audio::{SAMPLE_RATE, pcm16, wav_bytes};
@@ -61,7 +61,7 @@ pub enum Error {
     Input(String),
     /// The REST calls failed.
     #[error("{0}")]
-    Client(#[from] diglett_gateway::client::ClientError),
+    Client(#[from] diglett_client::ClientError),
     /// The session failed.
     #[error("session: {0}")]
     Session(#[from] session::SessionError),
@@ -136,7 +136,7 @@ pub struct Counts {
 
 impl Timeline {
     fn new(name: &str, c: &FrameCounts) -> Self {
-        let r = |n: usize, d: usize| diglett_model::diarization::ratio(n, d);
+        let r = |n: usize, d: usize| crate::diarization::ratio(n, d);
         Self {
             name: name.to_owned(),
             single_right: c.single_accuracy(),
@@ -471,7 +471,7 @@ pub fn markdown(r: &Report) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use diglett_gateway::protocol::{TurnMsg, WindowResultMsg};
+    use diglett_api::protocol::{TurnMsg, WindowResultMsg};
     use session::Arrival;
     use std::time::{Duration, Instant};
 

@@ -9,12 +9,18 @@
 //! - `diglett-load`: N concurrent real-time sessions of real speech; per-result latency, results
 //!   per second, dropped windows, CPU and memory of the service's processes;
 //!   `diglett-load report` turns a sweep's JSON files into a table and a plot.
+//! - `examples/`: the studies behind the defaults (`tune_decision`, `turns_eval`, `eer`), run
+//!   on the in-process models.
 //!
 //! # Layout
 //! - [`session`]: one WebSocket session, paced like a microphone (or as fast as the server
 //!   keeps up), every frame's send time and every message's arrival time recorded.
 //! - [`latency`]: which frame carried a window's last sample, and latency statistics.
 //! - [`audio`]: 16-bit PCM and WAV for what the tools send and upload.
+//! - [`eval`]: the speaker-verification protocol (EER, identification) on a folder of speech
+//!   (moved from the model crate: research code lives with the tools).
+//! - [`diarization`]: who-spoke-when references (RTTM) and 10 ms frame scoring of label
+//!   timelines.
 //! - [`conversation`]: `diglett-eval conversation`.
 //! - [`speakers`]: `diglett-eval speakers`.
 //! - [`load`]: `diglett-load` (the run).
@@ -24,6 +30,8 @@
 
 pub mod audio;
 pub mod conversation;
+pub mod diarization;
+pub mod eval;
 pub mod latency;
 pub mod load;
 pub mod procstat;

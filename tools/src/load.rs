@@ -17,9 +17,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diglett_gateway::client::Client;
-use diglett_gateway::protocol::{Options, ServerMessage, SpeakerRef};
-use diglett_model::eval;
+use crate::eval;
+use diglett_api::protocol::{Options, ServerMessage, SpeakerRef};
+use diglett_client::Client;
 use serde::{Deserialize, Serialize};
 
 use crate::audio::{SAMPLE_RATE, pcm16, wav_bytes};
@@ -66,7 +66,7 @@ pub enum Error {
     Input(String),
     /// Enrollment failed.
     #[error("{0}")]
-    Client(#[from] diglett_gateway::client::ClientError),
+    Client(#[from] diglett_client::ClientError),
 }
 
 /// One run's figures.

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
-use diglett_gateway::protocol::{
+use diglett_api::protocol::{
     AudioFormat, ClientMessage, Encoding, Options, ServerMessage, SpeakerInfo, SpeakerRef, Start,
 };
 use futures_util::{SinkExt, StreamExt};

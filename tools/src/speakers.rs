@@ -16,10 +16,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use diglett_gateway::client::Client;
-use diglett_gateway::protocol::{Options, ServerMessage, SpeakerRef};
+use crate::eval::{self, Speaker, SpeakerReport, TRIAL_SAMPLES};
+use diglett_api::protocol::{Options, ServerMessage, SpeakerRef};
+use diglett_client::Client;
 use diglett_model::compute::{Compute, device};
-use diglett_model::eval::{self, Speaker, SpeakerReport, TRIAL_SAMPLES};
 use diglett_model::vad::Vad;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};

@@ -16,10 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use diglett_model::compute::Compute;
-use diglett_model::eval;
 use diglett_schemas::{EnrolledSpeaker, WindowRequest, WindowResult, codec, pcm, subjects};
+use diglett_testkit::NatsServer;
 use diglett_worker::engine::process_enrollment;
-use diglett_worker::testing::NatsServer;
 use diglett_worker::{Config, Models, RunOptions};
 use futures_util::StreamExt;
 
@@ -38,7 +37,8 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let models = Arc::new(Models::load()?);
-    let speakers = eval::load_speakers(Path::new(SPEAKERS_DIR)).context("speakers")?;
+    let speakers =
+        diglett_audio::corpus::load_speakers(Path::new(SPEAKERS_DIR)).context("speakers")?;
     let compute = Compute::new(2)?;
     let enrolled: Vec<EnrolledSpeaker> = speakers
         .iter()

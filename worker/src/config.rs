@@ -108,7 +108,7 @@ pub const DEFAULT_PART_TIMEOUT_MS: u64 = 5_000;
 /// request may wait in the worker before it is taken (ms).
 pub const ENV_EMBED_DEADLINE_MS: &str = "DIGLETT_EMBED_DEADLINE_MS";
 /// Default: 30 s, the client's default reply timeout
-/// (`diglett_schemas::client::DEFAULT_EMBED_TIMEOUT`): past it nobody waits for the reply.
+/// (`crate::embed_client::DEFAULT_EMBED_TIMEOUT`): past it nobody waits for the reply.
 pub const DEFAULT_EMBED_DEADLINE_MS: u64 = 30_000;
 
 /// Longest the graceful shutdown may take before the worker gives up on in-flight work (s).

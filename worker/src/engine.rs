@@ -5,55 +5,25 @@
 //! together are processed as one batch: the VAD runs for all of them in lockstep, and the
 //! windows that pass the VAD gate go through the encoder as one `[batch, 160, 40]` tensor.
 //! Every window's result depends only on that window ([`process_windows`] is tested to give
-//! the same output batched and one by one).
+//! the same output batched and one by one). What a window goes through is
+//! `diglett_model::pipeline`; this module only schedules it.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
-use diglett_model::compute::{Compute, device};
-use diglett_model::encoder::{EMBEDDING_DIM, Encoder};
-use diglett_model::enroll::embed_enrollment;
-use diglett_model::frontend::{NORMALIZE_TARGET_DBFS, normalize_volume};
-use diglett_model::loudness::{self, Loudness};
-use diglett_model::scoring::{self, DecisionParams, VOICED_PROBABILITY, WindowDecision};
-use diglett_model::vad::{self, Vad};
-use rayon::prelude::*;
+use diglett_decision::scoring::{DecisionParams, WindowDecision};
+use diglett_model::compute::Compute;
+use diglett_model::pipeline::{self, WindowJob};
+pub use diglett_model::pipeline::{ModelError, Models};
+use diglett_schemas::EMBEDDING_DIM;
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
 
-/// Sample rate of everything here (Hz).
-const SAMPLE_RATE: u32 = 16_000;
-
-/// The models, loaded once and shared by every job (immutable, `Send + Sync`).
-#[derive(Debug)]
-pub struct Models {
-    encoder: Encoder,
-    vad: Vad,
-}
-
-/// The models could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    /// The speaker encoder.
-    #[error("speaker encoder: {0}")]
-    Encoder(String),
-    /// The VAD.
-    #[error("VAD: {0}")]
-    Vad(String),
-}
-
-impl Models {
-    /// Loads the pretrained encoder and VAD (weights compiled into the model crate).
-    pub fn load() -> Result<Self, ModelError> {
-        Ok(Self {
-            encoder: Encoder::pretrained().map_err(|e| ModelError::Encoder(e.to_string()))?,
-            vad: Vad::pretrained(&device()).map_err(|e| ModelError::Vad(e.to_string()))?,
-        })
-    }
-}
+/// Loudness as the pipeline reports it.
+pub use diglett_audio::loudness::Loudness;
 
 /// One window to process: 1.6 s of 16 kHz audio and what to score it against.
 #[derive(Debug, Clone)]
@@ -96,83 +66,37 @@ pub struct WindowOutput {
     pub batch_size: usize,
 }
 
-/// Processes a batch of windows. Each window's decision, scores, speech and loudness depend only
-/// on that window; only the timing fields reflect the batch.
+/// Processes a batch of windows through [`pipeline::analyze_windows`]. Each window's decision,
+/// scores, speech and loudness depend only on that window; only the timing fields reflect the
+/// batch.
 pub fn process_windows(
     models: &Models,
     compute: &Compute,
     jobs: &[WindowInput],
 ) -> Vec<WindowOutput> {
     let started = Instant::now();
-    if jobs.is_empty() {
-        return Vec::new();
-    }
-    // VAD on the audio as received: normalising first would lift near-silence (room noise) to
-    // −30 dBFS and make the VAD fire on it.
-    let raw: Vec<&[f32]> = jobs.iter().map(|j| j.samples.as_slice()).collect();
-    let probs = models.vad.probabilities_many(compute, &raw);
-    let loudness: Vec<Loudness> = compute.install(|| {
-        jobs.par_iter()
-            .map(|j| loudness::measure(&j.samples, SAMPLE_RATE))
-            .collect()
-    });
-    let voiced: Vec<f32> = probs
+    let pipeline_jobs: Vec<WindowJob<'_>> = jobs
         .iter()
-        .map(|p| vad::voiced_fraction(p, VOICED_PROBABILITY))
+        .map(|j| WindowJob {
+            samples: &j.samples,
+            speakers: &j.speakers,
+            params: &j.params,
+        })
         .collect();
-    let gated: Vec<usize> = (0..jobs.len())
-        .filter(|&i| scoring::gate(voiced[i], &jobs[i].params))
-        .collect();
-
-    // Features as enrollment computes them: volume-normalised (increase only) to −30 dBFS, then
-    // the window's mel frames.
-    let mels: Vec<Vec<f32>> = compute.install(|| {
-        gated
-            .par_iter()
-            .map(|&i| {
-                let mut w = jobs[i].samples.clone();
-                normalize_volume(&mut w, NORMALIZE_TARGET_DBFS, true);
-                models.encoder.window_mels(&w)
-            })
-            .collect()
-    });
-    let flat: Vec<f32> = mels.concat();
-    let embeddings = models
-        .encoder
-        .embed_windows(compute, &flat, gated.len())
-        .unwrap_or_else(|e| unreachable!("whole windows by construction: {e}"));
-
-    let mut scores: Vec<Vec<f32>> = vec![Vec::new(); jobs.len()];
-    for (&i, e) in gated.iter().zip(&embeddings) {
-        scores[i] = scoring::score_all(e, &jobs[i].speakers);
-    }
+    let analyses = pipeline::analyze_windows(models, compute, &pipeline_jobs);
     let processing = started.elapsed();
-    jobs.iter()
-        .enumerate()
-        .map(|(i, job)| {
-            let p = &probs[i];
-            let speech_mean = if p.is_empty() {
-                0.0
-            } else {
-                p.iter().sum::<f32>() / p.len() as f32
-            };
-            WindowOutput {
-                // The pair-aware overlap rule needs the cosine between enrolled voices; it asks
-                // for at most one pair per window.
-                decision: scoring::label_window_with(
-                    &scores[i],
-                    |a, b| scoring::cosine(&job.speakers[a], &job.speakers[b]),
-                    voiced[i],
-                    &job.params,
-                ),
-                scores: std::mem::take(&mut scores[i]),
-                speech_mean,
-                voiced_fraction: voiced[i],
-                loudness: loudness[i],
-                processing,
-                queue_wait: started.saturating_duration_since(job.received),
-                batch_size: jobs.len(),
-            }
+    analyses
+        .into_iter()
+        .zip(jobs)
+        .map(|(a, job)| WindowOutput {
+            decision: a.decision,
+            scores: a.scores,
+            speech_mean: a.speech_mean,
+            voiced_fraction: a.voiced_fraction,
+            loudness: a.loudness,
+            processing,
+            queue_wait: started.saturating_duration_since(job.received),
+            batch_size: jobs.len(),
         })
         .collect()
 }
@@ -194,25 +118,16 @@ pub struct EnrollmentOutput {
     pub processing: Duration,
 }
 
-/// A sample at or beyond ±32767/32768 is at full scale (the largest positive `i16`).
-const FULL_SCALE: f32 = 32767.0 / 32768.0;
-
-/// Embeds enrollment audio the way `diglett_model::enroll` does, plus loudness and clipping.
+/// Embeds enrollment audio ([`pipeline::analyze_enrollment`]), timed.
 pub fn process_enrollment(models: &Models, compute: &Compute, samples: &[f32]) -> EnrollmentOutput {
     let started = Instant::now();
-    let loudness = loudness::measure(samples, SAMPLE_RATE);
-    let clipped = samples.iter().filter(|x| x.abs() >= FULL_SCALE).count();
-    let (pre, embedding) = embed_enrollment(&models.encoder, &models.vad, compute, samples);
+    let a = pipeline::analyze_enrollment(models, compute, samples);
     EnrollmentOutput {
-        embedding: embedding.map(|e| e.embedding),
-        speech_seconds: pre.speech_seconds,
-        duration_seconds: samples.len() as f32 / SAMPLE_RATE as f32,
-        loudness,
-        clipped_fraction: if samples.is_empty() {
-            0.0
-        } else {
-            clipped as f32 / samples.len() as f32
-        },
+        embedding: a.embedding,
+        speech_seconds: a.speech_seconds,
+        duration_seconds: a.duration_seconds,
+        loudness: a.loudness,
+        clipped_fraction: a.clipped_fraction,
         processing: started.elapsed(),
     }
 }

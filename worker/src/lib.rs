@@ -21,18 +21,21 @@
 //! - [`config`]: the environment variables.
 //! - [`engine`]: models, the inference thread, micro-batching, per-window processing.
 //! - [`local`]: the same worker called in-process, without NATS (the gateway's embedded mode).
-//! - [`service`]: subscriptions, message validation, replies and results.
+//! - [`service`]: start-up, subscriptions, drain; `window` and `embed`: one window, one
+//!   enrollment (validation, inference, the result or reply); [`embed_client`]: the client
+//!   side of the chunked enrollment.
 //! - [`metrics`]: Prometheus metrics and the `/metrics` endpoint.
 //! - [`stream`]: the `DIGLETT_EVENTS` JetStream stream.
-//! - [`testing`]: a `nats-server` process for tests, examples and benchmarks.
 
 pub mod config;
+mod embed;
+pub mod embed_client;
 pub mod engine;
 pub mod local;
 pub mod metrics;
 pub mod service;
 pub mod stream;
-pub mod testing;
+mod window;
 
 pub use config::{Config, ConfigError, Env, OsEnv};
 pub use engine::{EngineExit, Models};

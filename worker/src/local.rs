@@ -77,11 +77,11 @@ impl LocalWorker {
             ))
         } else {
             match self.embeds.acquire().await {
-                Ok(_permit) => service::embed_decoded(&self.ctx, req).await,
+                Ok(_permit) => crate::embed::embed_decoded(&self.ctx, req).await,
                 Err(_) => Err((id, Rejected::new(ErrorKind::Internal, "worker closed"))),
             }
         };
-        let (request_id, outcome) = service::embed_outcome(&self.ctx, result);
+        let (request_id, outcome) = crate::embed::embed_outcome(&self.ctx, result);
         EmbedReply {
             v: SCHEMA_VERSION,
             request_id,
@@ -94,6 +94,6 @@ impl LocalWorker {
         let received = Instant::now();
         let session = req.session.clone();
         let _permit = self.windows.acquire().await;
-        service::window(&self.ctx, &session, Ok(req), received).await
+        crate::window::window(&self.ctx, &session, Ok(req), received).await
     }
 }

@@ -16,19 +16,27 @@ mod embedded;
 mod redis;
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use embedded::EmbeddedStore;
 pub use redis::RedisStore;
 
 /// Length of a speaker embedding (the model's output dimension).
-pub const EMBEDDING_DIM: usize = 256;
+pub use diglett_schemas::EMBEDDING_DIM;
 /// Default Redis key prefix (`{prefix}{tenant}:...`).
 pub const DEFAULT_REDIS_PREFIX: &str = "diglett:v1:";
 /// Longest accepted tenant name, in ASCII characters.
 pub const MAX_TENANT_LEN: usize = 64;
 /// Longest accepted profile name, in bytes of UTF-8.
 pub const MAX_NAME_BYTES: usize = 256;
+
+/// Why [`Store::profile`] found nothing.
+#[derive(Debug)]
+pub enum Lookup {
+    /// No such profile for this tenant.
+    Unknown,
+    /// The store failed.
+    Store(StoreError),
+}
 
 /// One enrolled speaker.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -120,6 +128,16 @@ impl Store {
             Store::Redis(s) => s.get(tenant, id).await,
             Store::Embedded(s) => s.get(tenant, id).await,
         }
+    }
+
+    /// The profile a client referred to by `id`: [`Lookup::Unknown`] when it does not exist
+    /// for this tenant (or is not a profile id at all). The one lookup the REST API and the
+    /// streaming `start` share.
+    pub async fn profile(&self, tenant: &str, id: &str) -> Result<Profile, Lookup> {
+        self.get(tenant, id)
+            .await
+            .map_err(Lookup::Store)?
+            .ok_or(Lookup::Unknown)
     }
 
     /// All of the tenant's profiles, ordered by `created_at_ms` then `id`.
@@ -240,18 +258,8 @@ fn normalized_embedding(embedding: &[f32]) -> Result<Vec<f32>, StoreError> {
             "embedding contains a non-finite value".into(),
         ));
     }
-    let wide: Vec<f64> = embedding.iter().map(|&v| f64::from(v)).collect();
-    normalize(&wide).ok_or_else(|| StoreError::Invalid("embedding is all zeros".into()))
-}
-
-/// L2-normalises in f64 and narrows to f32; `None` for a (near-)zero vector.
-fn normalize(v: &[f64]) -> Option<Vec<f32>> {
-    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    if !norm.is_finite() || norm < 1e-12 {
-        return None;
-    }
-    #[allow(clippy::cast_possible_truncation)]
-    Some(v.iter().map(|x| (x / norm) as f32).collect())
+    diglett_decision::enroll::weighted_mean([(embedding, 1.0)])
+        .ok_or_else(|| StoreError::Invalid("embedding is all zeros".into()))
 }
 
 /// The incremental-enrollment update shared by both backends: returns the
@@ -262,15 +270,11 @@ fn merge_sample(
     speech_seconds: f32,
     now: u64,
 ) -> Result<Profile, StoreError> {
-    let w_old = f64::from(profile.speech_seconds);
-    let w_new = f64::from(speech_seconds);
-    let mixed: Vec<f64> = profile
-        .embedding
-        .iter()
-        .zip(embedding)
-        .map(|(&a, &b)| (f64::from(a) * w_old + f64::from(b) * w_new) / (w_old + w_new))
-        .collect();
-    profile.embedding = normalize(&mixed).ok_or_else(|| {
+    profile.embedding = diglett_decision::enroll::weighted_mean([
+        (profile.embedding.as_slice(), profile.speech_seconds),
+        (embedding, speech_seconds),
+    ])
+    .ok_or_else(|| {
         StoreError::Invalid("sample cancels the stored embedding out (zero mean)".into())
     })?;
     profile.speech_seconds += speech_seconds;
@@ -304,9 +308,7 @@ fn embedding_from_bytes(bytes: &[u8]) -> Result<Vec<f32>, String> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    diglett_schemas::embed::unix_ms_now()
 }
 
 #[cfg(test)]

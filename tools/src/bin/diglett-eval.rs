@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use diglett_gateway::client::{ClientError, EXIT_CONNECT, EXIT_SERVER, EXIT_USAGE, ServerArgs};
-use diglett_gateway::protocol::Options;
+use diglett_api::protocol::Options;
+use diglett_client::{ClientError, EXIT_CONNECT, EXIT_SERVER, EXIT_USAGE, ServerArgs};
 use diglett_tools::session::{Pacing, SessionError};
 use diglett_tools::{conversation, speakers};
 

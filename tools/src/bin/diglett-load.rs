@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use diglett_gateway::client::{EXIT_USAGE, ServerArgs};
+use diglett_client::{EXIT_USAGE, ServerArgs};
 use diglett_tools::{EXIT_OVER_LIMIT, load, report};
 
 #[derive(Debug, Parser)]

@@ -1,0 +1,169 @@
+//! The REST bodies: what the gateway answers and a client reads, and the multipart forms as
+//! the OpenAPI document describes them.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Most files in one multipart request.
+pub const MAX_FILES: usize = 16;
+/// Most profiles in one verification.
+pub const MAX_VERIFY_SPEAKERS: usize = 16;
+/// Longest profile name (bytes).
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Multipart form of `POST /embed` and `POST /v1/speakers/{id}/samples`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // a schema for the OpenAPI document only: multipart is read field by field
+pub struct AudioForm {
+    /// An audio file (WAV, FLAC, MP3 or Ogg/Vorbis; any rate 8–48 kHz, any channels). Repeat
+    /// the field for several files where the endpoint allows it.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// A name echoed back (for `/embed`).
+    name: Option<String>,
+}
+
+/// Multipart form of `POST /v1/speakers`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // a schema for the OpenAPI document only: multipart is read field by field
+pub struct CreateSpeakerForm {
+    /// The speaker's display name.
+    name: String,
+    /// One or more audio files of the speaker alone (repeat the field).
+    #[schema(value_type = Vec<String>, format = Binary)]
+    file: Vec<Vec<u8>>,
+}
+
+/// Multipart form of `POST /v1/verify`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // a schema for the OpenAPI document only: multipart is read field by field
+pub struct VerifyForm {
+    /// The audio to verify.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Profile ids to score against: repeat the field or separate with commas (1 to 16).
+    speakers: String,
+    /// Acceptance threshold on the cosine score (default 0.67).
+    threshold: Option<f32>,
+}
+
+/// Response of `POST /embed` (the original Diglett's shape, plus `lufs` and `verdict`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EmbedResponse {
+    /// The `name` field of the request, if any.
+    pub name: Option<String>,
+    /// The voice signature: 256 floats, L2-normalised; `null` when no speech was found.
+    pub embedding: Option<Vec<f32>>,
+    /// Loudness of the recording in dBFS (RMS).
+    pub volume: f32,
+    /// Integrated loudness (EBU R128, LUFS).
+    pub lufs: f32,
+    /// Seconds of speech found by the VAD.
+    pub speech_seconds: f32,
+    /// Duration of the recording (s).
+    pub duration: f32,
+    /// `ok`, `no_voice`, `clipped`, `too_quiet` or `too_short` (less than 2 s of speech).
+    pub verdict: String,
+}
+
+/// What one uploaded file gave.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SampleReport {
+    /// The file's verdict.
+    pub verdict: String,
+    /// Its speech (s).
+    pub speech_seconds: f32,
+    /// Its duration (s).
+    pub duration: f32,
+    /// Its loudness (dBFS).
+    pub volume: f32,
+    /// Its integrated loudness (LUFS).
+    pub lufs: f32,
+}
+
+/// A profile as returned by the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProfileView {
+    /// Profile id (UUID).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Total speech enrolled (s).
+    pub speech_seconds: f32,
+    /// Recordings merged into the profile.
+    pub samples: u32,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Last update (RFC 3339).
+    pub updated_at: String,
+    /// The signature (only with `?include=embedding`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
+}
+
+/// Response of `POST /v1/speakers` and `POST /v1/speakers/{id}/samples`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EnrollResponse {
+    /// Profile id (UUID).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Total speech in the profile (s).
+    pub speech_seconds: f32,
+    /// Verdict on this upload: `ok`, or why the profile may be weak (`too_short`, `clipped`,
+    /// `too_quiet`).
+    pub verdict: String,
+    /// Creation time (RFC 3339).
+    pub created_at: String,
+    /// Recordings merged into the profile so far.
+    pub samples: u32,
+    /// Per file of this upload.
+    pub files: Vec<SampleReport>,
+}
+
+/// Response of `GET /v1/speakers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProfileList {
+    /// The tenant's profiles, oldest first.
+    pub speakers: Vec<ProfileView>,
+}
+
+/// One profile's score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ScoreView {
+    /// Profile id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Cosine similarity of the recording to the profile.
+    pub score: f32,
+}
+
+/// Response of `POST /v1/verify`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VerifyResponse {
+    /// `speaker` (a profile reached the threshold), `unknown`, or `silence` (no speech).
+    pub label: String,
+    /// The best profile at or above the threshold.
+    pub speaker_id: Option<String>,
+    /// Its name.
+    pub speaker: Option<String>,
+    /// The best score.
+    pub score: Option<f32>,
+    /// The threshold applied.
+    pub threshold: f32,
+    /// Every profile's score, in request order.
+    pub scores: Vec<ScoreView>,
+    /// Speech in the recording (s).
+    pub speech_seconds: f32,
+}
+
+/// Health and readiness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `unavailable`.
+    pub status: String,
+    /// Per dependency: `ok` or what is wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<std::collections::BTreeMap<String, String>>,
+}

@@ -1,0 +1,193 @@
+//! The `start` message: validated, its speakers resolved (profiles from the store, inline
+//! signatures checked), and its options turned into the session's parameters.
+
+use diglett_api::protocol::{self, Options, SpeakerRef, Start, close};
+use diglett_decision::params::{SessionOptions, wire_params};
+use diglett_schemas::{DecisionParams, EMBEDDING_DIM, EnrolledSpeaker, SAMPLE_RATE};
+
+use super::Fatal;
+use super::pcm::PcmDecoder;
+use super::render::clip;
+use crate::store::{Lookup, Store};
+
+/// Longest inline speaker name or id (bytes).
+const MAX_NAME_BYTES: usize = 256;
+
+/// What a valid `start` sets up.
+pub(crate) struct Plan {
+    pub decoder: PcmDecoder,
+    pub enrolled: Vec<EnrolledSpeaker>,
+    pub params: DecisionParams,
+    pub hop_ms: u32,
+}
+
+impl Plan {
+    /// The hop in 16 kHz samples.
+    pub(crate) fn hop_samples(&self) -> u64 {
+        u64::from(self.hop_ms) * u64::from(SAMPLE_RATE) / 1000
+    }
+}
+
+pub(crate) fn bad_start(message: impl Into<String>) -> Fatal {
+    Fatal::new(close::INVALID_PAYLOAD, "bad_start", message)
+}
+
+/// Validates `start` and resolves its speakers against the tenant's profiles, in order.
+pub(crate) async fn prepare(store: &Store, tenant: &str, start: Start) -> Result<Plan, Fatal> {
+    let decoder = PcmDecoder::new(start.audio)?;
+    if !protocol::SPEAKERS_RANGE.contains(&start.speakers.len()) {
+        return Err(bad_start(format!(
+            "speakers must list 1 to {} speakers",
+            protocol::SPEAKERS_RANGE.end()
+        )));
+    }
+    let (hop_ms, options) = options(&start.options)?;
+    let mut enrolled = Vec::with_capacity(start.speakers.len());
+    for s in start.speakers {
+        enrolled.push(match s {
+            SpeakerRef::Id(id) => profile(store, tenant, &id).await?,
+            SpeakerRef::Inline {
+                name,
+                embedding,
+                id,
+            } => inline(name, embedding, id)?,
+        });
+    }
+    unique_ids(&enrolled)?;
+    Ok(Plan {
+        decoder,
+        enrolled,
+        params: wire_params(&options),
+        hop_ms,
+    })
+}
+
+/// The hop and the decision options, range-checked.
+pub(crate) fn options(opts: &Options) -> Result<(u32, SessionOptions), Fatal> {
+    let hop_ms = opts.hop_ms.unwrap_or(protocol::DEFAULT_HOP_MS);
+    if !protocol::HOP_MS_RANGE.contains(&hop_ms) {
+        return Err(bad_start(format!("hop_ms {hop_ms} is outside 250-1600")));
+    }
+    for (name, v, lo, hi) in [
+        ("threshold", opts.threshold, -1.0, 1.0),
+        ("min_voiced", opts.min_voiced, 0.0, 1.0),
+    ] {
+        if v.is_some_and(|v| !(lo..=hi).contains(&v)) {
+            return Err(bad_start(format!("{name} must be from {lo} to {hi}")));
+        }
+    }
+    Ok((
+        hop_ms,
+        SessionOptions {
+            threshold: opts.threshold,
+            min_voiced: opts.min_voiced,
+            overlap: opts.overlap == Some(true),
+        },
+    ))
+}
+
+async fn profile(store: &Store, tenant: &str, id: &str) -> Result<EnrolledSpeaker, Fatal> {
+    match store.profile(tenant, id).await {
+        Ok(p) => Ok(EnrolledSpeaker {
+            id: p.id,
+            name: Some(p.name),
+            embedding: p.embedding,
+        }),
+        Err(Lookup::Unknown) => Err(Fatal::new(
+            close::POLICY,
+            "unknown_profile",
+            format!("no speaker profile {:?}", clip(id, 80)),
+        )),
+        Err(Lookup::Store(e)) => Err(Fatal::new(
+            close::INTERNAL,
+            "store_unavailable",
+            e.to_string(),
+        )),
+    }
+}
+
+/// A client-held signature: a name of 1–256 bytes, [`EMBEDDING_DIM`] finite numbers not all
+/// zero, an id (default: the name) of 1–256 bytes.
+pub(crate) fn inline(
+    name: String,
+    embedding: Vec<f32>,
+    id: Option<String>,
+) -> Result<EnrolledSpeaker, Fatal> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        return Err(bad_start("an inline speaker needs a name of 1-256 bytes"));
+    }
+    if embedding.len() != EMBEDDING_DIM
+        || embedding.iter().any(|x| !x.is_finite())
+        || embedding.iter().all(|&x| x == 0.0)
+    {
+        return Err(bad_start(format!(
+            "speaker {:?}: embedding must be {EMBEDDING_DIM} finite numbers, not all zero",
+            clip(&name, 80)
+        )));
+    }
+    let id = id.unwrap_or_else(|| name.clone());
+    if id.is_empty() || id.len() > MAX_NAME_BYTES {
+        return Err(bad_start("an inline speaker id must be 1-256 bytes"));
+    }
+    Ok(EnrolledSpeaker {
+        id,
+        name: Some(name),
+        embedding,
+    })
+}
+
+fn unique_ids(enrolled: &[EnrolledSpeaker]) -> Result<(), Fatal> {
+    for (i, s) in enrolled.iter().enumerate() {
+        if enrolled[..i].iter().any(|o| o.id == s.id) {
+            return Err(bad_start(format!(
+                "speaker {:?} is listed twice",
+                clip(&s.id, 80)
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_range_checked() {
+        let (hop, o) = options(&Options::default()).unwrap();
+        assert_eq!((hop, o.overlap), (protocol::DEFAULT_HOP_MS, false));
+        for bad in [
+            Options {
+                hop_ms: Some(100),
+                ..Options::default()
+            },
+            Options {
+                threshold: Some(1.5),
+                ..Options::default()
+            },
+            Options {
+                min_voiced: Some(-0.1),
+                ..Options::default()
+            },
+        ] {
+            assert_eq!(options(&bad).err().unwrap().error, "bad_start");
+        }
+    }
+
+    #[test]
+    fn inline_signatures_are_checked() {
+        let ok = vec![0.1; EMBEDDING_DIM];
+        let s = inline("Ada".into(), ok.clone(), None).unwrap();
+        assert_eq!(s.id, "Ada");
+        assert!(inline(String::new(), ok.clone(), None).is_err());
+        assert!(inline("Ada".into(), vec![0.0; EMBEDDING_DIM], None).is_err());
+        assert!(inline("Ada".into(), vec![0.1; 3], None).is_err());
+        let mut nan = ok.clone();
+        nan[7] = f32::NAN;
+        assert!(inline("Ada".into(), nan, None).is_err());
+        assert!(inline("Ada".into(), ok.clone(), Some(String::new())).is_err());
+        let twice = [s.clone(), s];
+        assert!(unique_ids(&twice).is_err());
+    }
+}

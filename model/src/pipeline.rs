@@ -1,0 +1,213 @@
+//! The window pipeline: what happens to one 1.6 s window and to one enrollment recording, from
+//! samples to a label — the one place the worker, the tests and the evaluation examples run it.
+//!
+//! A window: Silero VAD on the audio as received → voiced fraction → the VAD gate
+//! ([`scoring::gate`]) → volume-normalised (increase only, −30 dBFS) mel frames → the speaker
+//! encoder → cosine against each enrolled speaker → [`scoring::label_window_with`]. Every
+//! window's analysis depends only on that window, whatever the batch ([`analyze_windows`] is
+//! tested to give the same output batched and one by one in the worker's tests).
+//!
+//! The speaker model sits behind [`SpeakerModel`], so a second encoder slots in beside GE2E.
+
+use diglett_audio::level::{NORMALIZE_TARGET_DBFS, normalize_volume};
+use diglett_audio::loudness::{self, Loudness};
+use diglett_decision::scoring::{self, DecisionParams, VOICED_PROBABILITY, WindowDecision};
+use diglett_schemas::{EMBEDDING_DIM, SAMPLE_RATE};
+use rayon::prelude::*;
+
+use crate::compute::{Compute, device};
+use crate::encoder::Encoder;
+use crate::enroll::embed_enrollment;
+use crate::vad::{self, Vad};
+
+/// A speaker encoder as the pipeline uses it: 1.6 s windows in, unit-norm embeddings out.
+pub trait SpeakerModel: Send + Sync + std::fmt::Debug {
+    /// Embeds whole windows of 16 kHz audio (already volume-normalised), one embedding each.
+    fn embed_windows(&self, compute: &Compute, windows: &[Vec<f32>]) -> Vec<[f32; EMBEDDING_DIM]>;
+}
+
+impl SpeakerModel for Encoder {
+    fn embed_windows(&self, compute: &Compute, windows: &[Vec<f32>]) -> Vec<[f32; EMBEDDING_DIM]> {
+        let mels: Vec<Vec<f32>> =
+            compute.install(|| windows.par_iter().map(|w| self.window_mels(w)).collect());
+        let flat: Vec<f32> = mels.concat();
+        Encoder::embed_windows(self, compute, &flat, windows.len())
+            .unwrap_or_else(|e| unreachable!("whole windows by construction: {e}"))
+    }
+}
+
+/// The models, loaded once and shared by every job (immutable, `Send + Sync`).
+#[derive(Debug)]
+pub struct Models {
+    /// The GE2E speaker encoder.
+    pub encoder: Encoder,
+    /// Silero VAD v6.
+    pub vad: Vad,
+}
+
+/// The models could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The speaker encoder.
+    #[error("speaker encoder: {0}")]
+    Encoder(String),
+    /// The VAD.
+    #[error("VAD: {0}")]
+    Vad(String),
+}
+
+impl Models {
+    /// Loads the pretrained encoder and VAD (weights compiled into this crate).
+    pub fn load() -> Result<Self, ModelError> {
+        Ok(Self {
+            encoder: Encoder::pretrained().map_err(|e| ModelError::Encoder(e.to_string()))?,
+            vad: Vad::pretrained(&device()).map_err(|e| ModelError::Vad(e.to_string()))?,
+        })
+    }
+}
+
+/// One window to analyse: 1.6 s of 16 kHz audio and what to score it against.
+#[derive(Debug, Clone, Copy)]
+pub struct WindowJob<'a> {
+    /// The window's samples, as received (not normalised).
+    pub samples: &'a [f32],
+    /// Enrolled embeddings, in the session's order.
+    pub speakers: &'a [[f32; EMBEDDING_DIM]],
+    /// The decision parameters.
+    pub params: &'a DecisionParams,
+}
+
+/// What [`analyze_windows`] found for one window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowAnalysis {
+    /// The label and the chosen speaker.
+    pub decision: WindowDecision,
+    /// Cosine score per enrolled speaker (empty when the VAD gate closed).
+    pub scores: Vec<f32>,
+    /// Mean Silero speech probability.
+    pub speech_mean: f32,
+    /// Fraction of 32 ms chunks at probability ≥ [`VOICED_PROBABILITY`].
+    pub voiced_fraction: f32,
+    /// Loudness as received.
+    pub loudness: Loudness,
+}
+
+/// Analyses a batch of windows; each window's result depends only on that window.
+pub fn analyze_windows(
+    models: &Models,
+    compute: &Compute,
+    jobs: &[WindowJob<'_>],
+) -> Vec<WindowAnalysis> {
+    analyze_windows_with(&models.encoder, &models.vad, compute, jobs)
+}
+
+/// [`analyze_windows`] with any [`SpeakerModel`].
+pub fn analyze_windows_with(
+    encoder: &dyn SpeakerModel,
+    vad: &Vad,
+    compute: &Compute,
+    jobs: &[WindowJob<'_>],
+) -> Vec<WindowAnalysis> {
+    if jobs.is_empty() {
+        return Vec::new();
+    }
+    // VAD on the audio as received: normalising first would lift near-silence (room noise) to
+    // −30 dBFS and make the VAD fire on it.
+    let raw: Vec<&[f32]> = jobs.iter().map(|j| j.samples).collect();
+    let probs = vad.probabilities_many(compute, &raw);
+    let loudness: Vec<Loudness> = compute.install(|| {
+        jobs.par_iter()
+            .map(|j| loudness::measure(j.samples, SAMPLE_RATE))
+            .collect()
+    });
+    let voiced: Vec<f32> = probs
+        .iter()
+        .map(|p| vad::voiced_fraction(p, VOICED_PROBABILITY))
+        .collect();
+    let gated: Vec<usize> = (0..jobs.len())
+        .filter(|&i| scoring::gate(voiced[i], jobs[i].params))
+        .collect();
+
+    // Features as enrollment computes them: volume-normalised (increase only) to −30 dBFS.
+    let normalised: Vec<Vec<f32>> = compute.install(|| {
+        gated
+            .par_iter()
+            .map(|&i| {
+                let mut w = jobs[i].samples.to_vec();
+                normalize_volume(&mut w, NORMALIZE_TARGET_DBFS, true);
+                w
+            })
+            .collect()
+    });
+    let embeddings = encoder.embed_windows(compute, &normalised);
+
+    let mut scores: Vec<Vec<f32>> = vec![Vec::new(); jobs.len()];
+    for (&i, e) in gated.iter().zip(&embeddings) {
+        scores[i] = scoring::score_all(e, jobs[i].speakers);
+    }
+    jobs.iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let p = &probs[i];
+            let speech_mean = if p.is_empty() {
+                0.0
+            } else {
+                p.iter().sum::<f32>() / p.len() as f32
+            };
+            WindowAnalysis {
+                // The pair-aware overlap rule needs the cosine between enrolled voices; it asks
+                // for at most one pair per window.
+                decision: scoring::label_window_with(
+                    &scores[i],
+                    |a, b| scoring::cosine(&job.speakers[a], &job.speakers[b]),
+                    voiced[i],
+                    job.params,
+                ),
+                scores: std::mem::take(&mut scores[i]),
+                speech_mean,
+                voiced_fraction: voiced[i],
+                loudness: loudness[i],
+            }
+        })
+        .collect()
+}
+
+/// What [`analyze_enrollment`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollmentAnalysis {
+    /// The embedding, `None` without speech.
+    pub embedding: Option<[f32; EMBEDDING_DIM]>,
+    /// Seconds of speech kept after trimming.
+    pub speech_seconds: f32,
+    /// Seconds received.
+    pub duration_seconds: f32,
+    /// Loudness as received.
+    pub loudness: Loudness,
+    /// Share of samples at full scale.
+    pub clipped_fraction: f32,
+}
+
+/// A sample at or beyond ±32767/32768 is at full scale (the largest positive `i16`).
+const FULL_SCALE: f32 = 32767.0 / 32768.0;
+
+/// Embeds enrollment audio the way [`crate::enroll`] does, plus loudness and clipping.
+pub fn analyze_enrollment(
+    models: &Models,
+    compute: &Compute,
+    samples: &[f32],
+) -> EnrollmentAnalysis {
+    let loudness = loudness::measure(samples, SAMPLE_RATE);
+    let clipped = samples.iter().filter(|x| x.abs() >= FULL_SCALE).count();
+    let (pre, embedding) = embed_enrollment(&models.encoder, &models.vad, compute, samples);
+    EnrollmentAnalysis {
+        embedding: embedding.map(|e| e.embedding),
+        speech_seconds: pre.speech_seconds,
+        duration_seconds: samples.len() as f32 / SAMPLE_RATE as f32,
+        loudness,
+        clipped_fraction: if samples.is_empty() {
+            0.0
+        } else {
+            clipped as f32 / samples.len() as f32
+        },
+    }
+}

@@ -1,0 +1,9 @@
+//! The integration tests of `model`, one binary (one link) for all of them: each module
+//! was a test file of its own.
+
+mod common;
+
+mod encoder_parity;
+mod enroll;
+mod frontend_parity;
+mod vad_parity;
