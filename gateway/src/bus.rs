@@ -180,7 +180,7 @@ impl Bus {
                     .await
                     .map_err(|e| BusError::Unavailable(e.to_string()))?;
                 // The server knows the subscription once a round trip completes.
-                diglett_worker::round_trip(client, Duration::from_secs(5))
+                diglett_runtime::nats::round_trip(client, Duration::from_secs(5))
                     .await
                     .map_err(|e| BusError::Unavailable(e.to_string()))?;
                 Ok(ResultStream::Nats(sub))

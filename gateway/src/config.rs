@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use diglett_worker::config::int;
-pub use diglett_worker::config::{ConfigError, Env, OsEnv};
+pub use diglett_runtime::env::{ConfigError, Env, OsEnv};
+use diglett_runtime::env::{int, millis, secs};
 
 /// Address the HTTP server binds.
 pub const ENV_LISTEN: &str = "DIGLETT_LISTEN";
@@ -173,20 +173,20 @@ impl Config {
             1,
             3600,
         )? as f32;
-        let embed_timeout = Duration::from_millis(int(
+        let embed_timeout = millis(
             env,
             ENV_EMBED_TIMEOUT_MS,
             DEFAULT_EMBED_TIMEOUT_MS,
             100,
             600_000,
-        )?);
-        let window_timeout = Duration::from_millis(int(
+        )?;
+        let window_timeout = millis(
             env,
             ENV_WINDOW_TIMEOUT_MS,
             DEFAULT_WINDOW_TIMEOUT_MS,
             10,
             60_000,
-        )?);
+        )?;
         let session_max_in_flight = int(
             env,
             ENV_SESSION_MAX_IN_FLIGHT,
@@ -194,20 +194,20 @@ impl Config {
             1,
             256,
         )? as usize;
-        let idle_timeout = Duration::from_secs(int(
+        let idle_timeout = secs(
             env,
             ENV_IDLE_TIMEOUT_SECS,
             DEFAULT_IDLE_TIMEOUT_SECS,
             1,
             86_400,
-        )?);
-        let shutdown_timeout = Duration::from_secs(int(
+        )?;
+        let shutdown_timeout = secs(
             env,
             ENV_SHUTDOWN_TIMEOUT_SECS,
             DEFAULT_SHUTDOWN_TIMEOUT_SECS,
             1,
             3600,
-        )?);
+        )?;
         let max_sessions = int(env, ENV_MAX_SESSIONS, DEFAULT_MAX_SESSIONS, 1, 1_000_000)? as usize;
         // The worker reads its own variables; NATS_URL is ours to interpret (unset = embedded),
         // and its metrics are served on the gateway's /metrics in embedded mode.

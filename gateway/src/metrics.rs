@@ -64,53 +64,29 @@ impl Metrics {
             profiles_created: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "http_responses",
-            "HTTP responses, by method and status",
-            m.http_responses.clone(),
+        // One line per metric: its name is its field's.
+        macro_rules! register {
+            ($field:ident, $help:literal) => {
+                registry.register(stringify!($field), $help, m.$field.clone())
+            };
+        }
+        register!(http_responses, "HTTP responses, by method and status");
+        register!(sessions_active, "Open WebSocket sessions");
+        register!(sessions, "WebSocket sessions started");
+        register!(windows_published, "Windows published to the workers");
+        register!(windows_republished, "Windows re-published after a timeout");
+        register!(windows_dropped, "Windows without a result, by reason");
+        register!(results, "Window results sent to clients");
+        register!(
+            result_latency_seconds,
+            "From a window's last sample arriving to its result being sent"
         );
-        registry.register(
-            "sessions_active",
-            "Open WebSocket sessions",
-            m.sessions_active.clone(),
+        register!(turns, "Smoothed speaker turns sent");
+        register!(
+            buffered_samples,
+            "16 kHz samples held in session window buffers (2 bytes each)"
         );
-        registry.register("sessions", "WebSocket sessions started", m.sessions.clone());
-        registry.register(
-            "windows_published",
-            "Windows published to the workers",
-            m.windows_published.clone(),
-        );
-        registry.register(
-            "windows_republished",
-            "Windows re-published after a timeout",
-            m.windows_republished.clone(),
-        );
-        registry.register(
-            "windows_dropped",
-            "Windows without a result, by reason",
-            m.windows_dropped.clone(),
-        );
-        registry.register(
-            "results",
-            "Window results sent to clients",
-            m.results.clone(),
-        );
-        registry.register(
-            "result_latency_seconds",
-            "From a window's last sample arriving to its result being sent",
-            m.result_latency_seconds.clone(),
-        );
-        registry.register("turns", "Smoothed speaker turns sent", m.turns.clone());
-        registry.register(
-            "buffered_samples",
-            "16 kHz samples held in session window buffers (2 bytes each)",
-            m.buffered_samples.clone(),
-        );
-        registry.register(
-            "profiles_created",
-            "Speaker profiles created",
-            m.profiles_created.clone(),
-        );
+        register!(profiles_created, "Speaker profiles created");
         Self { registry, ..m }
     }
 

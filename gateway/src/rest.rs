@@ -167,18 +167,50 @@ async fn enroll_file(
     }
 }
 
+/// The error answers every audio upload (`/embed`, `/v1/speakers`, `…/samples`, `/v1/verify`)
+/// shares, described once for the OpenAPI document; each operation adds its own 400/404.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(dead_code)] // describes responses only; the handlers answer with `ApiError`
+pub enum UploadErrors {
+    /// 401.
+    #[response(status = 401, description = "Missing or wrong API key")]
+    Unauthorized(ErrorBody),
+    /// 413.
+    #[response(
+        status = 413,
+        description = "Body over the limit (DIGLETT_MAX_BODY_BYTES)"
+    )]
+    TooLarge(ErrorBody),
+    /// 415.
+    #[response(
+        status = 415,
+        description = "Not multipart, or unsupported audio format"
+    )]
+    Unsupported(ErrorBody),
+    /// 422.
+    #[response(
+        status = 422,
+        description = "Audio too long, empty or corrupt, or no speech in it"
+    )]
+    Unusable(ErrorBody),
+    /// 503.
+    #[response(
+        status = 503,
+        description = "No worker answering, or the profile store unavailable"
+    )]
+    Unavailable(ErrorBody),
+    /// 504.
+    #[response(status = 504, description = "Worker timeout")]
+    Timeout(ErrorBody),
+}
+
 /// `POST /embed`: a voice signature from one recording.
 #[utoipa::path(post, path = "/embed", tag = "enrollment",
     request_body(content = AudioForm, content_type = "multipart/form-data"),
     responses(
         (status = 200, description = "The signature", body = EmbedResponse),
         (status = 400, description = "Missing file", body = ErrorBody),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 415, description = "Not multipart, or unsupported audio format", body = ErrorBody),
-        (status = 422, description = "Audio too long, empty or corrupt", body = ErrorBody),
-        (status = 503, description = "No worker answering", body = ErrorBody),
-        (status = 504, description = "Worker timeout", body = ErrorBody)),
+        UploadErrors),
     security((), ("bearer" = [])))]
 pub async fn embed(
     State(state): State<AppState>,
@@ -216,6 +248,19 @@ fn profile_view(p: Profile, with_embedding: bool) -> ProfileView {
         created_at: rfc3339(p.created_at_ms),
         updated_at: rfc3339(p.updated_at_ms),
         embedding: with_embedding.then_some(p.embedding),
+    }
+}
+
+/// The answer to a create or add-samples request: the stored profile and what each file gave.
+fn enroll_response(p: Profile, verdict: Verdict, files: Vec<SampleReport>) -> EnrollResponse {
+    EnrollResponse {
+        created_at: rfc3339(p.created_at_ms),
+        id: p.id,
+        name: p.name,
+        speech_seconds: p.speech_seconds,
+        verdict: verdict.as_str().to_owned(),
+        samples: p.samples,
+        files,
     }
 }
 
@@ -275,12 +320,7 @@ async fn enroll_files(
     responses(
         (status = 201, description = "Created", body = EnrollResponse),
         (status = 400, description = "Missing name or file", body = ErrorBody),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 415, description = "Not multipart, or unsupported audio format", body = ErrorBody),
-        (status = 422, description = "Audio too long, empty, corrupt, or no speech", body = ErrorBody),
-        (status = 503, description = "No worker or store unavailable", body = ErrorBody),
-        (status = 504, description = "Worker timeout", body = ErrorBody)),
+        UploadErrors),
     security((), ("bearer" = [])))]
 pub async fn create_speaker(
     State(state): State<AppState>,
@@ -298,15 +338,7 @@ pub async fn create_speaker(
         .create(&tenant, &name, &embedding, speech)
         .await?;
     state.metrics.profiles_created.inc();
-    let body = EnrollResponse {
-        created_at: rfc3339(p.created_at_ms),
-        id: p.id,
-        name: p.name,
-        speech_seconds: p.speech_seconds,
-        verdict: verdict.as_str().to_owned(),
-        samples: p.samples,
-        files,
-    };
+    let body = enroll_response(p, verdict, files);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -324,11 +356,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     responses(
         (status = 200, description = "Updated", body = EnrollResponse),
         (status = 404, description = "No such profile", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 415, description = "Unsupported", body = ErrorBody),
-        (status = 422, description = "Unusable audio", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
-        (status = 504, description = "Worker timeout", body = ErrorBody)),
+        UploadErrors),
     security((), ("bearer" = [])))]
 pub async fn add_samples(
     State(state): State<AppState>,
@@ -348,15 +376,7 @@ pub async fn add_samples(
         .add_sample(&tenant, &id, &embedding, speech)
         .await?
         .ok_or_else(|| ApiError::profile_not_found(&id))?;
-    Ok(Json(EnrollResponse {
-        created_at: rfc3339(p.created_at_ms),
-        id: p.id,
-        name: p.name,
-        speech_seconds: p.speech_seconds,
-        verdict: verdict.as_str().to_owned(),
-        samples: p.samples,
-        files,
-    }))
+    Ok(Json(enroll_response(p, verdict, files)))
 }
 
 /// `GET /v1/speakers`: the caller's profiles (without embeddings).
@@ -458,11 +478,7 @@ pub async fn resolve_profiles(
         (status = 200, description = "Scores and decision", body = VerifyResponse),
         (status = 400, description = "Missing file or speakers, bad threshold", body = ErrorBody),
         (status = 404, description = "Unknown profile", body = ErrorBody),
-        (status = 413, description = "Body over the limit", body = ErrorBody),
-        (status = 415, description = "Unsupported", body = ErrorBody),
-        (status = 422, description = "Unusable audio", body = ErrorBody),
-        (status = 503, description = "Unavailable", body = ErrorBody),
-        (status = 504, description = "Worker timeout", body = ErrorBody)),
+        UploadErrors),
     security((), ("bearer" = [])))]
 pub async fn verify(
     State(state): State<AppState>,

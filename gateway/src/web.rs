@@ -20,38 +20,25 @@ struct Asset {
     body: &'static str,
 }
 
+/// One embedded file of `gateway/web/`.
+macro_rules! asset {
+    ($name:literal, $content_type:literal) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_str!(concat!("../web/", $name)),
+        }
+    };
+}
+
 /// Every file of `gateway/web/` the page uses.
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "index.html",
-        content_type: "text/html; charset=utf-8",
-        body: include_str!("../web/index.html"),
-    },
-    Asset {
-        name: "style.css",
-        content_type: "text/css; charset=utf-8",
-        body: include_str!("../web/style.css"),
-    },
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/app.js"),
-    },
-    Asset {
-        name: "api.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/api.js"),
-    },
-    Asset {
-        name: "mic.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/mic.js"),
-    },
-    Asset {
-        name: "capture-worklet.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../web/capture-worklet.js"),
-    },
+    asset!("index.html", "text/html; charset=utf-8"),
+    asset!("style.css", "text/css; charset=utf-8"),
+    asset!("app.js", "text/javascript; charset=utf-8"),
+    asset!("api.js", "text/javascript; charset=utf-8"),
+    asset!("mic.js", "text/javascript; charset=utf-8"),
+    asset!("capture-worklet.js", "text/javascript; charset=utf-8"),
 ];
 
 /// The page may load its own scripts and styles and talk to this origin (HTTP and WebSocket);

@@ -10,33 +10,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A source of configuration strings.
-pub trait Env {
-    /// The value of `name`, if set.
-    fn var(&self, name: &str) -> Option<String>;
-}
-
-/// The process environment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OsEnv;
-
-impl Env for OsEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
-}
-
-impl<S: std::hash::BuildHasher> Env for HashMap<String, String, S> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).cloned()
-    }
-}
-
-impl<S: std::hash::BuildHasher> Env for HashMap<&str, &str, S> {
-    fn var(&self, name: &str) -> Option<String> {
-        self.get(name).map(|s| (*s).to_owned())
-    }
-}
+pub use diglett_runtime::env::{ConfigError, Env, OsEnv, int, millis, secs};
 
 /// NATS server URL(s), comma-separated.
 pub const ENV_NATS_URL: &str = "DIGLETT_NATS_URL";
@@ -151,43 +125,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
 }
 
-/// A variable has a value the worker cannot use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {var}={value:?}: {expected}")]
-pub struct ConfigError {
-    /// The variable.
-    pub var: &'static str,
-    /// Its value.
-    pub value: String,
-    /// What would have been accepted.
-    pub expected: String,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self::from_env(&HashMap::<&str, &str>::new())
             .unwrap_or_else(|e| unreachable!("defaults are valid: {e}"))
-    }
-}
-
-/// An integer variable in `min..=max`, or `default` when unset.
-pub fn int(
-    env: &impl Env,
-    var: &'static str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<u64, ConfigError> {
-    let Some(value) = env.var(var) else {
-        return Ok(default);
-    };
-    match value.trim().parse::<u64>() {
-        Ok(v) if (min..=max).contains(&v) => Ok(v),
-        _ => Err(ConfigError {
-            var,
-            value,
-            expected: format!("expected an integer from {min} to {max}"),
-        }),
     }
 }
 
@@ -232,8 +173,7 @@ impl Config {
             threads
         };
         let batch_size = int(env, ENV_BATCH_SIZE, DEFAULT_BATCH_SIZE as u64, 1, 256)? as usize;
-        let batch_wait =
-            Duration::from_millis(int(env, ENV_BATCH_WAIT_MS, DEFAULT_BATCH_WAIT_MS, 0, 1000)?);
+        let batch_wait = millis(env, ENV_BATCH_WAIT_MS, DEFAULT_BATCH_WAIT_MS, 0, 1000)?;
         let max_in_flight = int(
             env,
             ENV_MAX_IN_FLIGHT,
@@ -280,13 +220,13 @@ impl Config {
                 }
             },
         };
-        let events_max_age = Duration::from_secs(int(
+        let events_max_age = secs(
             env,
             ENV_EVENTS_MAX_AGE_SECS,
             DEFAULT_EVENTS_MAX_AGE_SECS,
             1,
             365 * 24 * 3600,
-        )?);
+        )?;
         let events_max_bytes = int(
             env,
             ENV_EVENTS_MAX_BYTES,
@@ -301,27 +241,27 @@ impl Config {
             1,
             3600,
         )?;
-        let part_timeout = Duration::from_millis(int(
+        let part_timeout = millis(
             env,
             ENV_PART_TIMEOUT_MS,
             DEFAULT_PART_TIMEOUT_MS,
             1,
             600_000,
-        )?);
-        let embed_deadline = Duration::from_millis(int(
+        )?;
+        let embed_deadline = millis(
             env,
             ENV_EMBED_DEADLINE_MS,
             DEFAULT_EMBED_DEADLINE_MS,
             1,
             3_600_000,
-        )?);
-        let shutdown_timeout = Duration::from_secs(int(
+        )?;
+        let shutdown_timeout = secs(
             env,
             ENV_SHUTDOWN_TIMEOUT_SECS,
             DEFAULT_SHUTDOWN_TIMEOUT_SECS,
             1,
             3600,
-        )?);
+        )?;
         Ok(Self {
             nats_url,
             compute_threads,

@@ -54,38 +54,23 @@ impl Metrics {
         let embed_inference_seconds = Histogram::new(exponential_buckets(1e-2, 2.0, 12));
         let queue_wait_seconds = Histogram::new(exponential_buckets(1e-4, 2.0, 16));
         let windows_in_flight = Gauge::default();
-        registry.register("windows", "Windows processed, by label", windows.clone());
-        registry.register(
-            "enrollments",
-            "Enrollments processed, by verdict",
-            enrollments.clone(),
+        // One line per metric: its name is its field's.
+        macro_rules! register {
+            ($field:ident, $help:literal) => {
+                registry.register(stringify!($field), $help, $field.clone())
+            };
+        }
+        register!(windows, "Windows processed, by label");
+        register!(enrollments, "Enrollments processed, by verdict");
+        register!(errors, "Errors, by kind");
+        register!(batch_size, "Windows per inference batch");
+        register!(window_inference_seconds, "Inference time per window batch");
+        register!(embed_inference_seconds, "Inference time per enrollment");
+        register!(
+            queue_wait_seconds,
+            "Time from a window's arrival to the start of its batch"
         );
-        registry.register("errors", "Errors, by kind", errors.clone());
-        registry.register(
-            "batch_size",
-            "Windows per inference batch",
-            batch_size.clone(),
-        );
-        registry.register(
-            "window_inference_seconds",
-            "Inference time per window batch",
-            window_inference_seconds.clone(),
-        );
-        registry.register(
-            "embed_inference_seconds",
-            "Inference time per enrollment",
-            embed_inference_seconds.clone(),
-        );
-        registry.register(
-            "queue_wait_seconds",
-            "Time from a window's arrival to the start of its batch",
-            queue_wait_seconds.clone(),
-        );
-        registry.register(
-            "windows_in_flight",
-            "Windows accepted and not yet published",
-            windows_in_flight.clone(),
-        );
+        register!(windows_in_flight, "Windows accepted and not yet published");
         Self {
             registry,
             windows,

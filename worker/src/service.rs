@@ -2,6 +2,7 @@
 //! permits, drain on shutdown, and the helpers the handlers share. What happens to one window
 //! is [`crate::window`], to one enrollment [`crate::embed`].
 
+pub use diglett_runtime::nats::round_trip;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -319,23 +320,6 @@ async fn drain(client: &Client, sub: &mut Subscriber) {
 
 /// Bound on [`round_trip`] during shutdown.
 const ROUND_TRIP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// A round trip through the server: publishes to a fresh inbox of this connection and waits
-/// for the message to come back. When it returns, the server has processed everything this
-/// connection sent before, and this connection has read everything the server routed to it
-/// before that (the server keeps one ordered outbound stream per connection).
-pub async fn round_trip(
-    client: &Client,
-    timeout: std::time::Duration,
-) -> Result<(), async_nats::Error> {
-    let inbox = client.new_inbox();
-    let mut sub = client.subscribe(inbox.clone()).await?;
-    client.publish(inbox, bytes::Bytes::new()).await?;
-    tokio::time::timeout(timeout, sub.next())
-        .await?
-        .ok_or("round-trip subscription closed")?;
-    Ok(())
-}
 
 /// A message the worker rejects, with what it could read of it.
 #[derive(Debug)]
