@@ -123,3 +123,47 @@ fn fbank_and_embeddings_match_the_reference() {
         }
     }
 }
+
+/// The 3D-Speaker reference on real speech (`real_speech.json`): the fbank's first frames, the
+/// whole-utterance embedding and the first 1.6 s window's, through [`CamPlusEncoder`].
+#[test]
+fn real_speech_matches_the_reference() {
+    use diglett_model::campp::CamPlusEncoder;
+    use diglett_model::compute::Compute;
+    let fixture = common::load_json(&dir().join("real_speech.json"));
+    let encoder = CamPlusEncoder::pretrained(Compute::new(1).unwrap()).unwrap();
+    let fbank = Fbank::new();
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|x| match x.as_array() {
+                Some(row) => row.iter().map(|y| y.as_f64().unwrap() as f32).collect(),
+                None => vec![x.as_f64().unwrap() as f32],
+            })
+            .collect()
+    };
+    for (name, want) in fixture.as_object().unwrap() {
+        let wav = common::read_wav(&common::shared().join(format!("fixtures/audio/{name}.wav")));
+        let cmn = fbank.compute_cmn(&wav);
+        let shape = floats(&want["fbank_cmn_shape"]);
+        assert_eq!(cmn.len(), (shape[0] * shape[1]) as usize, "{name}");
+        let head = floats(&want["fbank_cmn_frames_0_to_4"]);
+        let err_fbank = max_abs(&cmn[..head.len()], &head);
+        let window = &wav[..25_600.min(wav.len())];
+        let got = encoder.embed_windows(&[&wav, window]);
+        let cos_utt = cosine(
+            got[0].as_ref().unwrap(),
+            &floats(&want["utterance_embedding_3dspeaker"]),
+        );
+        let cos_win = cosine(
+            got[1].as_ref().unwrap(),
+            &floats(&want["window_1p6s_embedding_3dspeaker"]),
+        );
+        println!(
+            "{name}: fbank frames 0-4 {err_fbank:.2e}; utterance cos {cos_utt:.8}; 1.6 s window cos {cos_win:.8}"
+        );
+        assert!(err_fbank <= FBANK_TOL, "{name}");
+        assert!(cos_utt >= MIN_COSINE && cos_win >= MIN_COSINE, "{name}");
+    }
+}
