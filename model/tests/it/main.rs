@@ -6,4 +6,5 @@ mod common;
 mod encoder_parity;
 mod enroll;
 mod frontend_parity;
+mod segmentation_parity;
 mod vad_parity;

@@ -2,6 +2,8 @@
 //! fixtures' 16 kHz mono PCM16 WAVs (independent of the decoder under test on purpose).
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod npy;
+
 use std::path::{Path, PathBuf};
 
 /// `../shared` next to the workspace (fixtures and speech corpus).
