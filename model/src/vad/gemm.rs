@@ -6,13 +6,36 @@ use pulp::{Simd, WithSimd};
 /// `out[i * n + j] = a[i, :] · b[j, :]` with `a` `[m, k]` and `b` `[n, k]`, both row-major (every
 /// operand here has its reduction axis contiguous, so each output is a dot product of two
 /// contiguous rows). Single-threaded; callers split work across the pool themselves.
-pub(super) fn gemm_nt(a: &[f32], b: &[f32], k: usize, out: &mut [f32]) {
-    debug_assert_eq!(out.len(), (a.len() / k) * (b.len() / k));
-    pulp::Arch::new().dispatch(GemmNt { a, b, k, out });
+pub(crate) fn gemm_nt(a: &[f32], b: &[f32], k: usize, out: &mut [f32]) {
+    gemm_nt_strided(a, k, a.len() / k, b, k, out);
+}
+
+/// [`gemm_nt`] where row `i` of `a` is `a[i * lda..][..k]`: with `lda < k` the rows overlap, so
+/// a strided or tap-major convolution runs straight on its input, without an im2col copy.
+pub(crate) fn gemm_nt_strided(
+    a: &[f32],
+    lda: usize,
+    m: usize,
+    b: &[f32],
+    k: usize,
+    out: &mut [f32],
+) {
+    debug_assert!(m == 0 || (m - 1) * lda + k <= a.len());
+    debug_assert_eq!(out.len(), m * (b.len() / k));
+    pulp::Arch::new().dispatch(GemmNt {
+        a,
+        lda,
+        m,
+        b,
+        k,
+        out,
+    });
 }
 
 struct GemmNt<'a> {
     a: &'a [f32],
+    lda: usize,
+    m: usize,
     b: &'a [f32],
     k: usize,
     out: &'a mut [f32],
@@ -23,14 +46,22 @@ impl WithSimd for GemmNt<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        let Self { a, b, k, out } = self;
+        let Self {
+            a,
+            lda,
+            m,
+            b,
+            k,
+            out,
+        } = self;
         let n = b.len() / k;
+        let row = |i: usize| &a[i * lda..][..k];
         // 2 × 4 output tiles: 8 accumulators hide the FMA latency, and 6 row loads per 8 FMAs
         // keep the load ports from being the bottleneck.
-        let mut a_rows = a.chunks_exact(2 * k);
         let mut out_rows = out.chunks_exact_mut(2 * n);
-        for (a2, out2) in (&mut a_rows).zip(&mut out_rows) {
-            let (a0, a1) = a2.split_at(k);
+        let mut i = 0;
+        for out2 in &mut out_rows {
+            let (a0, a1) = (row(i), row(i + 1));
             let (o0, o1) = out2.split_at_mut(n);
             let mut b_rows = b.chunks_exact(4 * k);
             let mut j = 0;
@@ -46,12 +77,11 @@ impl WithSimd for GemmNt<'_> {
                 o1[j] = r[1][0];
                 j += 1;
             }
+            i += 2;
         }
-        for (a0, o0) in a_rows
-            .remainder()
-            .chunks_exact(k)
-            .zip(out_rows.into_remainder().chunks_exact_mut(n))
-        {
+        if i < m {
+            let a0 = row(i);
+            let o0 = out_rows.into_remainder();
             let mut b_rows = b.chunks_exact(4 * k);
             let mut j = 0;
             for b4 in &mut b_rows {
@@ -119,6 +149,22 @@ fn tile<S: Simd, const MR: usize, const NR: usize>(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn strided_rows_match_an_explicit_copy() {
+        // Overlapping rows (lda < k), as the segmentation model's convolutions use them.
+        let (m, n, k, lda) = (7, 5, 33, 10);
+        let a: Vec<f32> = (0..(m - 1) * lda + k)
+            .map(|i| (i % 17) as f32 - 8.0)
+            .collect();
+        let b: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 / 3.0).collect();
+        let copied: Vec<f32> = (0..m).flat_map(|i| a[i * lda..][..k].to_vec()).collect();
+        let mut want = vec![0.0; m * n];
+        gemm_nt(&copied, &b, k, &mut want);
+        let mut got = vec![0.0; m * n];
+        gemm_nt_strided(&a, lda, m, &b, k, &mut got);
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn gemm_matches_naive() {

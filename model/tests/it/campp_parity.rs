@@ -23,7 +23,7 @@ fn dir() -> PathBuf {
 }
 
 fn npy(name: &str) -> Vec<f32> {
-    common::read_npy(&dir().join(format!("{name}.npy"))).1
+    common::npy::read_npy_f32(dir().join(format!("{name}.npy"))).1
 }
 
 fn model() -> &'static CamPlus {

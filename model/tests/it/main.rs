@@ -7,4 +7,5 @@ mod campp_parity;
 mod encoder_parity;
 mod enroll;
 mod frontend_parity;
+mod segmentation_parity;
 mod vad_parity;

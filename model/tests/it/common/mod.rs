@@ -2,6 +2,8 @@
 //! fixtures' 16 kHz mono PCM16 WAVs (independent of the decoder under test on purpose).
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod npy;
+
 use std::path::{Path, PathBuf};
 
 /// `../shared` next to the workspace (fixtures and speech corpus).
@@ -60,33 +62,4 @@ pub fn wav_slices(fixture: &serde_json::Value) -> Vec<std::ops::Range<usize>> {
             s[0].as_u64().unwrap() as usize..s[1].as_u64().unwrap() as usize
         })
         .collect()
-}
-
-/// A float32, little-endian, C-order `.npy` file: its shape and values.
-pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[..6], b"\x93NUMPY", "{path:?}");
-    let (header_len, start) = match bytes[6] {
-        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
-        _ => (
-            u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize,
-            12,
-        ),
-    };
-    let header = std::str::from_utf8(&bytes[start..start + header_len]).unwrap();
-    assert!(header.contains("'descr': '<f4'"), "{header}");
-    assert!(header.contains("'fortran_order': False"), "{header}");
-    let shape_str = header.split("'shape': (").nth(1).unwrap();
-    let shape: Vec<usize> = shape_str[..shape_str.find(')').unwrap()]
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    let data: Vec<f32> = bytes[start + header_len..]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    assert_eq!(data.len(), shape.iter().product::<usize>(), "{path:?}");
-    (shape, data)
 }
