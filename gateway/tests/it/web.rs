@@ -515,8 +515,13 @@ async fn page_enrolls_from_the_microphone_and_shows_who_speaks() {
         .filter(|b| label(b) == "speaker" && b["speaker"] == NAME)
         .count();
     assert!(voiced.len() >= 10, "too few voiced windows: {blocks:?}");
+    // 80 %, not 90 %: the fake microphone runs in real time, so where the 1.6 s windows fall
+    // against the phrases differs from run to run; windows straddling a phrase's fading end score
+    // below the threshold (`unknown`). Runs on 2026-12-01/02 gave 25/28, 26/29 and ≥ 90 %, so a
+    // 90 % bound failed about one run in two without any change. A broken pipeline, a wrong
+    // speaker or a page that mislabels still fails this (it would be near 0 %).
     assert!(
-        named as f64 >= 0.9 * voiced.len() as f64,
+        named as f64 >= 0.8 * voiced.len() as f64,
         "{named} of {} voiced windows show {NAME}: {blocks:?}",
         voiced.len()
     );
