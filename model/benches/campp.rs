@@ -6,26 +6,13 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use diglett_model::campp::CamPlusEncoder;
 use diglett_model::compute::Compute;
 
 const WINDOW: usize = 25_600;
-
-/// Deterministic harmonic signal with noise (the cost does not depend on the content).
-fn window(seed: u32) -> Vec<f32> {
-    let mut noise = 0x2545_f491_u32 ^ seed;
-    (0..WINDOW)
-        .map(|i| {
-            let t = i as f32 / 16_000.0;
-            noise ^= noise << 13;
-            noise ^= noise >> 17;
-            noise ^= noise << 5;
-            0.1 * (std::f32::consts::TAU * 140.0 * t).sin()
-                + 0.003 * (noise as f32 / u32::MAX as f32 - 0.5)
-        })
-        .collect()
-}
 
 fn bench(c: &mut Criterion) {
     let encoder = CamPlusEncoder::pretrained(Compute::new(1).unwrap()).unwrap();
@@ -35,7 +22,9 @@ fn bench(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(10));
     for batch in [1usize, 8] {
-        let windows: Vec<Vec<f32>> = (0..batch as u32).map(window).collect();
+        let windows: Vec<Vec<f32>> = (0..batch as u32)
+            .map(|seed| common::speech_like(WINDOW, seed))
+            .collect();
         let refs: Vec<&[f32]> = windows.iter().map(Vec::as_slice).collect();
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(format!("windows_1p6s_batch{batch}"), |b| {

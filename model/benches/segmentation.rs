@@ -8,31 +8,17 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use diglett_model::compute::Compute;
-use diglett_model::segmentation::{CHUNK_SAMPLES, SAMPLE_RATE, SpeakerSegmenter};
-
-/// Deterministic speech-like chunk (the network's cost does not depend on the content).
-fn chunk(seed: u32) -> Vec<f32> {
-    let mut noise = 0x2545_f491_u32 ^ seed;
-    (0..CHUNK_SAMPLES)
-        .map(|i| {
-            let t = i as f32 / SAMPLE_RATE as f32;
-            noise ^= noise << 13;
-            noise ^= noise >> 17;
-            noise ^= noise << 5;
-            let envelope = 0.5 + 0.5 * (std::f32::consts::TAU * 3.0 * t).sin();
-            let voice: f32 = (1..6)
-                .map(|h| (std::f32::consts::TAU * 140.0 * h as f32 * t).sin() / h as f32)
-                .sum();
-            0.1 * envelope * voice + 0.003 * (noise as f32 / u32::MAX as f32 - 0.5)
-        })
-        .collect()
-}
+use diglett_model::segmentation::{CHUNK_SAMPLES, SpeakerSegmenter};
 
 fn bench(c: &mut Criterion) {
     let seg = SpeakerSegmenter::pretrained(Compute::new(1).unwrap()).unwrap();
-    let chunks: Vec<Vec<f32>> = (0..8).map(chunk).collect();
+    let chunks: Vec<Vec<f32>> = (0..8)
+        .map(|seed| common::speech_like(CHUNK_SAMPLES, seed))
+        .collect();
     let mut group = c.benchmark_group("segmentation");
     group
         .sample_size(10)

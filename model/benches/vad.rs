@@ -8,28 +8,14 @@
 use std::hint::black_box;
 use std::time::Duration;
 
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use diglett_model::compute::{Compute, device};
 use diglett_model::vad::{CHUNK, SAMPLE_RATE, Vad, VadStream};
 
-/// Deterministic speech-like test signal: a few harmonics with a slow amplitude envelope and
-/// a little noise (the network's cost does not depend on the content).
 fn signal(seconds: f32) -> Vec<f32> {
-    let n = (seconds * SAMPLE_RATE as f32) as usize;
-    let mut noise = 0x2545_f491_u32;
-    (0..n)
-        .map(|i| {
-            let t = i as f32 / SAMPLE_RATE as f32;
-            noise ^= noise << 13;
-            noise ^= noise >> 17;
-            noise ^= noise << 5;
-            let envelope = 0.5 + 0.5 * (std::f32::consts::TAU * 3.0 * t).sin();
-            let voice: f32 = (1..6)
-                .map(|h| (std::f32::consts::TAU * 140.0 * h as f32 * t).sin() / h as f32)
-                .sum();
-            0.1 * envelope * voice + 0.003 * (noise as f32 / u32::MAX as f32 - 0.5)
-        })
-        .collect()
+    common::speech_like((seconds * SAMPLE_RATE as f32) as usize, 0)
 }
 
 fn bench(c: &mut Criterion) {
