@@ -52,7 +52,8 @@ impl CamPlusEncoder {
     }
 
     /// One 192-d embedding (3D-Speaker form, not normalised) per window of 16 kHz mono samples
-    /// in [-1, 1]; `None` for a window shorter than [`MIN_SAMPLES`].
+    /// in [-1, 1]; `None` for a window shorter than [`MIN_SAMPLES`] (or, not expected, when the
+    /// backend's output cannot be read back as f32).
     pub fn embed_windows(&self, windows: &[&[f32]]) -> Vec<Option<Vec<f32>>> {
         use burn::tensor::{Tensor, TensorData};
         let mut out = vec![None; windows.len()];

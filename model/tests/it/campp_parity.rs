@@ -35,25 +35,6 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }
 
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(x), f64::from(y));
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    ab / (aa.sqrt() * bb.sqrt())
-}
-
 fn run(features: &[f32]) -> Taps {
     let t = features.len() / N_MELS;
     let x = Tensor::<3>::from_data(
@@ -69,27 +50,27 @@ fn fbank_and_embeddings_match_the_reference() {
     for name in ["campp_1p5s", "campp_3p0s", "campp_5p0s"] {
         let wave = npy(&format!("{name}_wave"));
         let raw = fbank.compute(&wave);
-        let err_raw = max_abs(&raw, &npy(&format!("{name}_fbank_raw")));
+        let err_raw = common::max_abs(&raw, &npy(&format!("{name}_fbank_raw")));
         let cmn = fbank.compute_cmn(&wave);
-        let err_cmn = max_abs(&cmn, &npy(&format!("{name}_fbank_cmn")));
+        let err_cmn = common::max_abs(&cmn, &npy(&format!("{name}_fbank_cmn")));
         // The network on the reference features, so that fbank error does not mask a net error.
         let taps = run(&npy(&format!("{name}_fbank_cmn")));
         let emb = values(taps.embedding.clone());
         let ref_emb = npy(&format!("{name}_emb_3dspeaker"));
-        let cos = cosine(&emb, &ref_emb);
+        let cos = common::cosine(&emb, &ref_emb);
         let senko: Vec<f32> = emb.iter().map(|x| x.max(0.0)).collect();
-        let cos_senko = cosine(&senko, &npy(&format!("{name}_emb_senko")));
+        let cos_senko = common::cosine(&senko, &npy(&format!("{name}_emb_senko")));
         let stats = values(taps.stats.clone());
         let ref_stats = npy(&format!("{name}_stats"));
-        let err_stats = max_abs(&stats, &ref_stats);
+        let err_stats = common::max_abs(&stats, &ref_stats);
         let stats_max = ref_stats.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         // End to end: our own fbank into the network.
         let own = values(run(&cmn).embedding);
-        let cos_own = cosine(&own, &ref_emb);
+        let cos_own = common::cosine(&own, &ref_emb);
         println!(
             "{name}: fbank raw {err_raw:.2e}, cmn {err_cmn:.2e}; stats {err_stats:.2e} (max {stats_max:.2}); \
              emb cos {cos:.8} abs {:.2e}; senko cos {cos_senko:.8}; end-to-end cos {cos_own:.8}",
-            max_abs(&emb, &ref_emb)
+            common::max_abs(&emb, &ref_emb)
         );
         assert!(err_raw <= FBANK_TOL && err_cmn <= FBANK_TOL, "{name}");
         assert!(err_stats <= REL_TOL * stats_max, "{name}");
@@ -112,7 +93,7 @@ fn fbank_and_embeddings_match_the_reference() {
             for (tap, t) in taps_list {
                 let got = values(t);
                 let want = npy(&format!("{name}_{tap}"));
-                let err = max_abs(&got, &want);
+                let err = common::max_abs(&got, &want);
                 let max = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
                 println!(
                     "  {tap}: max abs {err:.2e}, max |ref| {max:.2}, rel {:.2e}",
@@ -149,14 +130,14 @@ fn real_speech_matches_the_reference() {
         let shape = floats(&want["fbank_cmn_shape"]);
         assert_eq!(cmn.len(), (shape[0] * shape[1]) as usize, "{name}");
         let head = floats(&want["fbank_cmn_frames_0_to_4"]);
-        let err_fbank = max_abs(&cmn[..head.len()], &head);
+        let err_fbank = common::max_abs(&cmn[..head.len()], &head);
         let window = &wav[..25_600.min(wav.len())];
         let got = encoder.embed_windows(&[&wav, window]);
-        let cos_utt = cosine(
+        let cos_utt = common::cosine(
             got[0].as_ref().unwrap(),
             &floats(&want["utterance_embedding_3dspeaker"]),
         );
-        let cos_win = cosine(
+        let cos_win = common::cosine(
             got[1].as_ref().unwrap(),
             &floats(&want["window_1p6s_embedding_3dspeaker"]),
         );

@@ -29,25 +29,6 @@ fn encoder() -> &'static Encoder {
     ENCODER.get_or_init(|| Encoder::pretrained().unwrap())
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(x), f64::from(y));
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    ab / (aa.sqrt() * bb.sqrt())
-}
-
-fn max_abs(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 fn floats(v: &Value) -> Vec<f32> {
     v.as_array()
         .unwrap()
@@ -102,7 +83,7 @@ fn window_embedding_matches_resemblyzer() {
             let got = encoder()
                 .embed_windows_with(&compute, window, 1, backend)
                 .unwrap();
-            let cos = cosine(&got[0], &expected);
+            let cos = common::cosine(&got[0], &expected);
             println!(
                 "{}: {backend:?} window 1 - cosine {:.3e}",
                 f.name,
@@ -138,7 +119,7 @@ fn utterance_embedding_matches_resemblyzer() {
         let expected = partials["embeddings"].as_array().unwrap();
         assert_eq!(got.partial_embeddings.len(), expected.len());
         for (i, (g, e)) in got.partial_embeddings.iter().zip(expected).enumerate() {
-            let cos = cosine(g, &floats(e));
+            let cos = common::cosine(g, &floats(e));
             min_partial = min_partial.min(cos);
             assert!(
                 cos >= MIN_COSINE_REFERENCE,
@@ -146,7 +127,7 @@ fn utterance_embedding_matches_resemblyzer() {
                 f.name
             );
         }
-        let cos = cosine(&got.embedding, &floats(&f.json["utterance_embedding"]));
+        let cos = common::cosine(&got.embedding, &floats(&f.json["utterance_embedding"]));
         println!(
             "{}: {} partials, utterance 1 - cosine {:.3e}",
             f.name,
@@ -198,8 +179,8 @@ fn fused_matches_burn_and_batching_is_exact() {
         assert_eq!(fused.len(), batch);
         assert_eq!(burn.len(), batch);
         for (i, (f, b)) in fused.iter().zip(&burn).enumerate() {
-            let cos = cosine(f, b);
-            let abs = max_abs(f, b);
+            let cos = common::cosine(f, b);
+            let abs = common::max_abs(f, b);
             min_cos = min_cos.min(cos);
             worst_abs = worst_abs.max(abs);
             assert!(
@@ -247,7 +228,7 @@ fn every_available_kernel_matches_burn() {
         tested.push(fused.kernel());
         let out = fused.forward(&mels, batch, WINDOW_FRAMES);
         for (i, (f, b)) in out.chunks_exact(EMBEDDING_DIM).zip(&burn).enumerate() {
-            let (cos, abs) = (cosine(f, b), max_abs(f, b));
+            let (cos, abs) = (common::cosine(f, b), common::max_abs(f, b));
             println!(
                 "{kernel:?} window {i}: 1 - cosine {:.3e}, max abs {abs:.3e}",
                 1.0 - cos
@@ -305,7 +286,7 @@ fn embed_window_is_the_first_partial_of_a_short_utterance() {
     let window: Embedding = encoder().embed_window(&compute, clip);
     let utterance = encoder().embed_utterance(&compute, clip);
     assert_eq!(utterance.partial_embeddings.len(), 1);
-    assert!(max_abs(&window, &utterance.partial_embeddings[0]) <= 1e-6);
+    assert!(common::max_abs(&window, &utterance.partial_embeddings[0]) <= 1e-6);
     assert_eq!(window.len(), EMBEDDING_DIM);
 }
 

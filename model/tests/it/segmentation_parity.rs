@@ -37,14 +37,6 @@ fn fixture(name: &str) -> (Vec<usize>, Vec<f32>) {
     read_npy_f32(common::shared().join(format!("fixtures/campp-seg/pya_{name}.npy")))
 }
 
-fn max_abs_error(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    got.iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
-}
-
 fn flat(frames: &[[f32; NUM_CLASSES]]) -> Vec<f32> {
     frames.iter().flatten().copied().collect()
 }
@@ -100,7 +92,7 @@ fn sinc_filters_match_the_original() {
         .into_data()
         .try_to_vec::<f32>()
         .unwrap();
-    let err = max_abs_error(&got, &want);
+    let err = common::max_abs(&got, &want);
     eprintln!("sinc filters: max abs err {err:.2e}");
     assert!(err <= 1e-5, "{err}");
 }
@@ -113,13 +105,13 @@ fn fast_path_matches_the_original_on_every_stage() {
 
     let (shape, want) = fixture("10s_sincnet");
     assert_eq!(shape, [60, FRAMES_PER_CHUNK]);
-    let err = max_abs_error(&stages.sincnet, &want);
+    let err = common::max_abs(&stages.sincnet, &want);
     eprintln!("fast 10 s: SincNet max abs err {err:.2e}");
     assert!(err <= TOLERANCE, "sincnet {err}");
 
     let (shape, want) = fixture("10s_lstm");
     assert_eq!(shape, [FRAMES_PER_CHUNK, 256]);
-    let err = max_abs_error(&stages.lstm, &want);
+    let err = common::max_abs(&stages.lstm, &want);
     eprintln!("fast 10 s: LSTM max abs err {err:.2e}");
     assert!(err <= TOLERANCE, "lstm {err}");
 
@@ -146,7 +138,7 @@ fn fast_path_matches_the_original_on_every_stage() {
         .iter()
         .flat_map(powerset::soft_multilabel)
         .collect();
-    let err = max_abs_error(&got_soft, &soft);
+    let err = common::max_abs(&got_soft, &soft);
     eprintln!("fast 10 s: soft multi-label max abs err {err:.2e}");
     assert!(err <= TOLERANCE, "soft {err}");
 }
@@ -182,7 +174,7 @@ fn burn_module_matches_the_original_and_the_fast_path() {
         .log_probs_batch(&[wave.as_slice(), chunk.as_slice()])
         .unwrap();
     for (what, f, b) in [("10 s", &fast[0], &burn[0]), ("real", &fast[1], &burn[1])] {
-        let err = max_abs_error(&flat(f), &flat(b));
+        let err = common::max_abs(&flat(f), &flat(b));
         eprintln!("fast vs burn {what}: log-probs max abs err {err:.2e}");
         assert!(err <= TOLERANCE_LOG_PROBS, "{what}: {err}");
     }
@@ -197,7 +189,7 @@ fn burn_stages_match_the_original() {
     let input = Tensor::<3>::from_data(TensorData::new(wave, [1, 1, CHUNK_SAMPLES]), &device);
     let sincnet = module.sincnet.forward(input);
     let (_, want) = fixture("10s_sincnet");
-    let err = max_abs_error(
+    let err = common::max_abs(
         &sincnet.clone().into_data().try_to_vec::<f32>().unwrap(),
         &want,
     );
@@ -205,7 +197,7 @@ fn burn_stages_match_the_original() {
     assert!(err <= TOLERANCE, "sincnet {err}");
     let lstm = module.recurrent(sincnet.swap_dims(1, 2));
     let (_, want) = fixture("10s_lstm");
-    let err = max_abs_error(&lstm.into_data().try_to_vec::<f32>().unwrap(), &want);
+    let err = common::max_abs(&lstm.into_data().try_to_vec::<f32>().unwrap(), &want);
     eprintln!("burn 10 s: LSTM max abs err {err:.2e}");
     assert!(err <= TOLERANCE, "lstm {err}");
 }
@@ -221,7 +213,7 @@ fn a_batch_equals_its_chunks_one_by_one() {
     let one = seg.log_probs(&chunk).unwrap();
     let other = seg.log_probs(&wave).unwrap();
     for (got, want) in batch.iter().zip([&one, &other, &one]) {
-        let err = max_abs_error(&flat(got), &flat(want));
+        let err = common::max_abs(&flat(got), &flat(want));
         assert!(err <= 1e-6, "{err}");
     }
 }

@@ -40,14 +40,6 @@ fn audio(stem: &str) -> Vec<f32> {
     common::read_wav(&common::shared().join(format!("fixtures/audio/{stem}.wav")))
 }
 
-fn max_abs_error(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len(), "number of chunks");
-    got.iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
-}
-
 fn setup() -> (Vad, Compute) {
     (
         Vad::pretrained(&device()).unwrap(),
@@ -71,9 +63,9 @@ fn matches_the_original_probabilities() {
         let burn = vad.probabilities_reference(&compute, &wav);
 
         let errors = [
-            max_abs_error(&batch, &want),
-            max_abs_error(&streamed, &want),
-            max_abs_error(&burn, &want),
+            common::max_abs(&batch, &want),
+            common::max_abs(&streamed, &want),
+            common::max_abs(&burn, &want),
         ];
         println!(
             "{stem}: {} chunks, max abs error batch {:.2e}, streaming {:.2e}, burn {:.2e}, fast vs burn {:.2e}",
@@ -81,7 +73,7 @@ fn matches_the_original_probabilities() {
             errors[0],
             errors[1],
             errors[2],
-            max_abs_error(&batch, &burn),
+            common::max_abs(&batch, &burn),
         );
         assert!(errors.iter().all(|&e| e < TOLERANCE), "{stem}: {errors:?}");
     }

@@ -63,3 +63,25 @@ pub fn wav_slices(fixture: &serde_json::Value) -> Vec<std::ops::Range<usize>> {
         })
         .collect()
 }
+
+/// The largest absolute difference between two equally long slices.
+pub fn max_abs(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Cosine similarity, accumulated in f64 so that it can resolve 1 − 1e-12.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+    for (&x, &y) in a.iter().zip(b) {
+        let (x, y) = (f64::from(x), f64::from(y));
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    ab / (aa.sqrt() * bb.sqrt())
+}
