@@ -132,13 +132,28 @@ impl Browser {
     }
 
     async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        self.try_cmd(method, path, body)
+            .await
+            .unwrap_or_else(|(err, message)| panic!("WebDriver {path}: {err}: {message}"))
+    }
+
+    /// A WebDriver command: its value, or (error, message).
+    async fn try_cmd(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Result<Value, (String, String)> {
         let req = self.http.request(method, format!("{}{path}", self.base));
         let req = if body.is_null() { req } else { req.json(&body) };
         let r: Value = req.send().await.unwrap().json().await.unwrap();
-        if let Some(err) = r["value"].get("error") {
-            panic!("WebDriver {path}: {err}: {}", r["value"]["message"]);
+        match r["value"].get("error") {
+            Some(err) => Err((
+                err.as_str().unwrap_or_default().to_owned(),
+                r["value"]["message"].to_string(),
+            )),
+            None => Ok(r["value"].clone()),
         }
-        r["value"].clone()
     }
 
     async fn goto(&self, url: &str) {
@@ -161,14 +176,25 @@ impl Browser {
             .to_owned()
     }
 
+    /// Clicks the element `css` selects. The page re-renders lists and buttons as it goes (the
+    /// profile list after a refresh, a button turning into "Delete for good?"), so an element
+    /// found just before it was replaced goes stale: then it is found again, for up to 5 s.
     async fn click(&self, css: &str) {
-        let el = self.find(css).await;
-        self.cmd(
-            reqwest::Method::POST,
-            &format!("/element/{el}/click"),
-            json!({}),
-        )
-        .await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let el = self.find(css).await;
+            let path = format!("/element/{el}/click");
+            match self.try_cmd(reqwest::Method::POST, &path, json!({})).await {
+                Ok(_) => return,
+                Err((err, _))
+                    if err == "stale element reference"
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err((err, message)) => panic!("WebDriver click {css}: {err}: {message}"),
+            }
+        }
     }
 
     async fn type_into(&self, css: &str, text: &str) {
