@@ -72,6 +72,15 @@ pub struct AudioFormat {
     pub channels: u16,
 }
 
+impl AudioFormat {
+    /// What Diglett's own clients send: 16 kHz mono 16-bit PCM (the models' rate, no resampling).
+    pub const PCM_S16LE_16K_MONO: Self = Self {
+        sample_rate: 16_000,
+        encoding: Encoding::PcmS16le,
+        channels: 1,
+    };
+}
+
 fn one() -> u16 {
     1
 }

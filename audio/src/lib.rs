@@ -30,3 +30,15 @@ pub fn tone(freq: f64, rate: u32, n: usize, amp: f64) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Helpers the unit tests of several modules share.
+#[cfg(test)]
+mod test_util {
+    /// The largest absolute difference between two signals, sample by sample.
+    pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max)
+    }
+}

@@ -258,11 +258,7 @@ mod tests {
                 })
                 .collect();
             // Skip the edges, where the filter sees the signal's start and end.
-            let err = out[1000..15_000]
-                .iter()
-                .zip(&want[1000..15_000])
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let err = crate::test_util::max_abs_diff(&out[1000..15_000], &want[1000..15_000]);
             assert!(err < 2e-5, "rate {rate}: max error {err}");
         }
     }
@@ -290,11 +286,7 @@ mod tests {
                 out.len(),
                 whole.len()
             );
-            let err = out
-                .iter()
-                .zip(&whole)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let err = crate::test_util::max_abs_diff(&out, &whole);
             assert!(err < 1e-5, "rate {rate}: max difference {err}");
         }
         assert!(matches!(

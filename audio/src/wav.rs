@@ -12,18 +12,13 @@ pub enum WavFormat {
     Float32,
 }
 
-/// A canonical 44-byte-header WAV of interleaved `samples` (full scale ±1) at `rate` Hz with
-/// `channels` channels.
-pub fn wav_bytes_with(samples: &[f32], rate: u32, channels: u16, format: WavFormat) -> Vec<u8> {
-    let (tag, bytes_per_sample) = match format {
-        WavFormat::Pcm16 => (1u16, 2u16),
-        WavFormat::Float32 => (3u16, 4u16),
-    };
-    let block = channels * bytes_per_sample;
-    let data = u32::try_from(samples.len() * usize::from(bytes_per_sample)).unwrap_or(u32::MAX);
-    let mut out = Vec::with_capacity(44 + samples.len() * usize::from(bytes_per_sample));
+/// The canonical 44-byte header of a WAV with `data_bytes` of interleaved samples: format `tag`
+/// (1 integer PCM, 3 IEEE float), `bits` per sample. Tests write odd formats with it too.
+pub fn header(rate: u32, channels: u16, tag: u16, bits: u16, data_bytes: u32) -> Vec<u8> {
+    let block = channels * bits / 8;
+    let mut out = Vec::with_capacity(44);
     out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&data.saturating_add(36).to_le_bytes());
+    out.extend_from_slice(&data_bytes.saturating_add(36).to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
     out.extend_from_slice(&16u32.to_le_bytes());
     out.extend_from_slice(&tag.to_le_bytes());
@@ -31,9 +26,22 @@ pub fn wav_bytes_with(samples: &[f32], rate: u32, channels: u16, format: WavForm
     out.extend_from_slice(&rate.to_le_bytes());
     out.extend_from_slice(&(rate * u32::from(block)).to_le_bytes());
     out.extend_from_slice(&block.to_le_bytes());
-    out.extend_from_slice(&(bytes_per_sample * 8).to_le_bytes());
+    out.extend_from_slice(&bits.to_le_bytes());
     out.extend_from_slice(b"data");
-    out.extend_from_slice(&data.to_le_bytes());
+    out.extend_from_slice(&data_bytes.to_le_bytes());
+    out
+}
+
+/// A canonical 44-byte-header WAV of interleaved `samples` (full scale ±1) at `rate` Hz with
+/// `channels` channels.
+pub fn wav_bytes_with(samples: &[f32], rate: u32, channels: u16, format: WavFormat) -> Vec<u8> {
+    let (tag, bytes_per_sample) = match format {
+        WavFormat::Pcm16 => (1u16, 2u16),
+        WavFormat::Float32 => (3u16, 4u16),
+    };
+    let data = u32::try_from(samples.len() * usize::from(bytes_per_sample)).unwrap_or(u32::MAX);
+    let mut out = header(rate, channels, tag, bytes_per_sample * 8, data);
+    out.reserve(samples.len() * usize::from(bytes_per_sample));
     for &x in samples {
         match format {
             WavFormat::Pcm16 => out.extend_from_slice(&to_i16(x).to_le_bytes()),
@@ -68,11 +76,7 @@ mod tests {
         ] {
             let back = decode_audio(&bytes, &DecodeOptions::default()).unwrap();
             assert_eq!(back.len(), x.len());
-            let err = x
-                .iter()
-                .zip(&back)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let err = crate::test_util::max_abs_diff(&x, &back);
             assert!(err < 1e-4, "{err}");
         }
         let stereo: Vec<f32> = x.iter().flat_map(|&s| [s, s]).collect();

@@ -8,6 +8,7 @@
 
 use diglett_audio::{DecodeError, DecodeOptions, decode_audio};
 use diglett_schemas::SAMPLE_RATE;
+use diglett_testkit::signal::upsample;
 
 const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared");
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
@@ -39,20 +40,8 @@ const WAVE_FORMAT_PCM: u16 = 1;
 const WAVE_FORMAT_IEEE_FLOAT: u16 = 3;
 
 fn wav(rate: u32, channels: u16, format: u16, bits: u16, data: &[u8]) -> Vec<u8> {
-    let block_align = channels * bits / 8;
-    let mut out = Vec::with_capacity(44 + data.len());
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&format.to_le_bytes());
-    out.extend_from_slice(&channels.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * u32::from(block_align)).to_le_bytes());
-    out.extend_from_slice(&block_align.to_le_bytes());
-    out.extend_from_slice(&bits.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    let len = u32::try_from(data.len()).expect("test data under 4 GiB");
+    let mut out = diglett_audio::wav::header(rate, channels, format, bits, len);
     out.extend_from_slice(data);
     out
 }
@@ -114,6 +103,20 @@ fn correlation(a: &[f32], b: &[f32], lag: isize) -> f64 {
 // ---------------------------------------------------------------------------------------------
 // One test per error.
 
+/// `bytes` are refused as not audio or as a broken file (which of the two depends on how much
+/// of a container survives).
+#[track_caller]
+fn assert_unreadable(bytes: &[u8], what: &str) {
+    let r = decode(bytes);
+    assert!(
+        matches!(
+            r,
+            Err(DecodeError::Unsupported(_) | DecodeError::Corrupt(_))
+        ),
+        "{what}: {r:?}"
+    );
+}
+
 #[test]
 fn zero_bytes_is_empty() {
     assert!(matches!(decode(&[]), Err(DecodeError::Empty)));
@@ -129,14 +132,7 @@ fn garbage_is_unsupported() {
     );
     // A lone container marker with nothing behind it.
     for bytes in [&b"RIFF"[..], b"fLaC", b"OggS", b"RIFF\x24\0\0\0WAVE"] {
-        let r = decode(bytes);
-        assert!(
-            matches!(
-                r,
-                Err(DecodeError::Unsupported(_) | DecodeError::Corrupt(_))
-            ),
-            "{bytes:?}: {r:?}"
-        );
+        assert_unreadable(bytes, &format!("{bytes:?}"));
     }
 }
 
@@ -170,14 +166,7 @@ fn truncated_wav_keeps_the_audio_that_is_there() {
 fn truncated_flac_header_is_corrupt() {
     let full = shared(SPEECH_FLAC);
     for cut in [4, 8, 20, 41] {
-        let r = decode(&full[..cut]);
-        assert!(
-            matches!(
-                r,
-                Err(DecodeError::Corrupt(_) | DecodeError::Unsupported(_))
-            ),
-            "cut at {cut}: {r:?}"
-        );
+        assert_unreadable(&full[..cut], &format!("cut at {cut}"));
     }
 }
 
@@ -525,36 +514,6 @@ fn format_is_probed_from_content() {
 
 // ---------------------------------------------------------------------------------------------
 // Time alignment of the resampler on real speech.
-
-/// Band-limited interpolation of 16 kHz `x` at `rate` (> 16 kHz), independent of the decoder:
-/// a Blackman-windowed sinc with 64 zero crossings either side.
-fn upsample(x: &[f32], rate: u32) -> Vec<f32> {
-    const HALF: isize = 64;
-    let n_out = (x.len() as u64 * u64::from(rate) / 16_000) as usize;
-    (0..n_out)
-        .map(|m| {
-            let t = m as f64 * 16_000.0 / f64::from(rate);
-            let centre = t.floor() as isize;
-            let mut acc = 0.0;
-            for j in centre - HALF + 1..=centre + HALF {
-                if j < 0 || j as usize >= x.len() {
-                    continue;
-                }
-                let d = t - j as f64;
-                let sinc = if d == 0.0 {
-                    1.0
-                } else {
-                    (std::f64::consts::PI * d).sin() / (std::f64::consts::PI * d)
-                };
-                let u = (d / HALF as f64 + 1.0) * 0.5; // 0..1 across the window
-                let w = 0.42 - 0.5 * (2.0 * std::f64::consts::PI * u).cos()
-                    + 0.08 * (4.0 * std::f64::consts::PI * u).cos();
-                acc += f64::from(x[j as usize]) * sinc * w;
-            }
-            acc as f32
-        })
-        .collect()
-}
 
 #[test]
 fn resampled_speech_is_time_aligned() {

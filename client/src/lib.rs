@@ -19,8 +19,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use diglett_api::ErrorBody;
 use diglett_api::protocol::{
-    AudioFormat, ClientMessage, Encoding, Options, ServerMessage, SpeakerInfo, SpeakerRef, Start,
-    WINDOW_MS,
+    AudioFormat, ClientMessage, Options, ServerMessage, SpeakerInfo, SpeakerRef, Start, WINDOW_MS,
 };
 use diglett_api::rest::{EnrollResponse, ProfileList, ProfileView};
 
@@ -221,9 +220,7 @@ impl Client {
         name: &str,
         files: &[PathBuf],
     ) -> Result<(EnrollResponse, String), ClientError> {
-        let form = audio_form(files)?.text("name", name.to_owned());
-        self.json(self.http.post(self.url("v1/speakers")?).multipart(form))
-            .await
+        self.enroll_recordings(name, read_recordings(files)?).await
     }
 
     /// `POST /v1/speakers` from recordings in memory, `(file name, bytes)` each (the
@@ -322,14 +319,20 @@ fn read_file(path: &Path) -> Result<Vec<u8>, ClientError> {
 }
 
 fn audio_form(files: &[PathBuf]) -> Result<reqwest::multipart::Form, ClientError> {
-    let mut recordings = Vec::with_capacity(files.len());
-    for path in files {
-        let name = path
-            .file_name()
-            .map_or_else(|| "audio".into(), |n| n.to_string_lossy().into_owned());
-        recordings.push((name, read_file(path)?));
-    }
-    recordings_form(recordings)
+    recordings_form(read_recordings(files)?)
+}
+
+/// Each file's name and bytes.
+fn read_recordings(files: &[PathBuf]) -> Result<Vec<(String, Vec<u8>)>, ClientError> {
+    files
+        .iter()
+        .map(|path| {
+            let name = path
+                .file_name()
+                .map_or_else(|| "audio".into(), |n| n.to_string_lossy().into_owned());
+            Ok((name, read_file(path)?))
+        })
+        .collect()
 }
 
 fn recordings_form(
@@ -618,11 +621,7 @@ pub async fn stream<O: Write, E: Write>(
         .map_err(|e| ws_connect_error(&e, client))?;
     let (mut tx, mut rx) = ws.split();
     let start = ClientMessage::Start(Start {
-        audio: AudioFormat {
-            sample_rate: SAMPLE_RATE,
-            encoding: Encoding::PcmS16le,
-            channels: 1,
-        },
+        audio: AudioFormat::PCM_S16LE_16K_MONO,
         speakers: speakers.into_iter().map(SpeakerRef::Id).collect(),
         options: opts.options,
     });

@@ -11,12 +11,9 @@ use clap::{Parser, Subcommand};
 use diglett_api::protocol::Options;
 use diglett_client::{self as client, ClientError, Output, ServerArgs, StreamOptions};
 
+/// Command-line client of a Diglett gateway
 #[derive(Debug, Parser)]
-#[command(
-    name = "diglett-client",
-    version,
-    about = "Command-line client of a Diglett gateway"
-)]
+#[command(name = "diglett-client", version)]
 struct Cli {
     #[command(flatten)]
     server: ServerArgs,

@@ -20,6 +20,11 @@ pub use diglett_schemas::Label;
 
 /// Cosine similarity of two vectors of equal length; 0 when either is all zeros or lengths differ.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    cosine_f64(a, b) as f32
+}
+
+/// [`cosine`] accumulated and returned in f64, so that it resolves 1 − 1e-12 (parity tests).
+pub fn cosine_f64(a: &[f32], b: &[f32]) -> f64 {
     if a.len() != b.len() {
         return 0.0;
     }
@@ -32,7 +37,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     }
     let denom = (na * nb).sqrt();
     if denom > 0.0 && denom.is_finite() {
-        (dot / denom) as f32
+        dot / denom
     } else {
         0.0
     }

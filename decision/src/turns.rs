@@ -408,7 +408,7 @@ mod tests {
 
     /// A window `k` of a stream with this hop: label from a compact code.
     /// `'a'`/`'b'`/`'c'` = speaker 0/1/2, `'u'` unknown, `'o'` overlap, `'s'` silence.
-    fn obs(k: usize, hop: f64, code: char) -> (f64, f64, Label, Option<usize>) {
+    fn obs(k: usize, hop: f64, code: char) -> Observation<'static> {
         let start = k as f64 * hop;
         let (label, speaker) = match code {
             'a' => (Label::Speaker, Some(0)),
@@ -418,7 +418,13 @@ mod tests {
             'o' => (Label::Overlap, None),
             _ => (Label::Silence, None),
         };
-        (start, start + WIN, label, speaker)
+        Observation {
+            start,
+            end: start + WIN,
+            label,
+            speaker,
+            scores: &[],
+        }
     }
 
     /// Pushes `codes` (window k = k-th char; '-' = dropped window) and returns the turns.
@@ -429,14 +435,7 @@ mod tests {
             if c == '-' {
                 continue;
             }
-            let (start, end, label, speaker) = obs(k, hop, c);
-            let o = Observation {
-                start,
-                end,
-                label,
-                speaker,
-                scores: &[],
-            };
+            let o = obs(k, hop, c);
             turns.extend(sm.push(&o));
         }
         (sm, turns)
@@ -476,14 +475,7 @@ mod tests {
         let mut sm = TurnSmoother::new(plain(), hop, 2);
         let mut reported_at = None;
         for (k, c) in "aaaaabbbbb".chars().enumerate() {
-            let (start, end, label, speaker) = obs(k, hop, c);
-            let o = Observation {
-                start,
-                end,
-                label,
-                speaker,
-                scores: &[],
-            };
+            let o = obs(k, hop, c);
             if let Some(t) = sm.push(&o)
                 && t.speaker == Some(1)
             {
@@ -611,13 +603,9 @@ mod tests {
         // Speaker index beyond n_speakers: a turn, but no talk time slot to add to.
         let mut sm2 = TurnSmoother::new(plain(), 0.5, 1);
         for k in 0..4 {
-            let (start, end, ..) = obs(k, 0.5, 'c');
             sm2.push(&Observation {
-                start,
-                end,
-                label: Label::Speaker,
                 speaker: Some(7),
-                scores: &[],
+                ..obs(k, 0.5, 'c')
             });
         }
         assert_eq!(sm2.current().unwrap().speaker, Some(7));

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use diglett_runtime::env::Var;
 pub use diglett_runtime::env::{ConfigError, Env, OsEnv};
-use diglett_runtime::env::{int, millis, secs};
 
 /// Address the HTTP server binds.
 pub const ENV_LISTEN: &str = "DIGLETT_LISTEN";
@@ -159,56 +159,32 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
         );
         let api_keys = api_keys(&env.var(ENV_API_KEYS).unwrap_or_default())?;
-        let max_body_bytes = int(
-            env,
-            ENV_MAX_BODY_BYTES,
-            DEFAULT_MAX_BODY_BYTES,
-            1024,
-            1 << 30,
-        )? as usize;
-        let max_audio_seconds = int(
-            env,
-            ENV_MAX_AUDIO_SECONDS,
-            DEFAULT_MAX_AUDIO_SECONDS,
-            1,
-            3600,
-        )? as f32;
-        let embed_timeout = millis(
-            env,
-            ENV_EMBED_TIMEOUT_MS,
-            DEFAULT_EMBED_TIMEOUT_MS,
-            100,
-            600_000,
-        )?;
-        let window_timeout = millis(
-            env,
-            ENV_WINDOW_TIMEOUT_MS,
-            DEFAULT_WINDOW_TIMEOUT_MS,
-            10,
-            60_000,
-        )?;
-        let session_max_in_flight = int(
-            env,
+        let max_body_bytes =
+            Var::new(ENV_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, 1024, 1 << 30).int(env)? as usize;
+        let max_audio_seconds =
+            Var::new(ENV_MAX_AUDIO_SECONDS, DEFAULT_MAX_AUDIO_SECONDS, 1, 3600).int(env)? as f32;
+        let embed_timeout =
+            Var::new(ENV_EMBED_TIMEOUT_MS, DEFAULT_EMBED_TIMEOUT_MS, 100, 600_000).millis(env)?;
+        let window_timeout =
+            Var::new(ENV_WINDOW_TIMEOUT_MS, DEFAULT_WINDOW_TIMEOUT_MS, 10, 60_000).millis(env)?;
+        let session_max_in_flight = Var::new(
             ENV_SESSION_MAX_IN_FLIGHT,
             DEFAULT_SESSION_MAX_IN_FLIGHT,
             1,
             256,
-        )? as usize;
-        let idle_timeout = secs(
-            env,
-            ENV_IDLE_TIMEOUT_SECS,
-            DEFAULT_IDLE_TIMEOUT_SECS,
-            1,
-            86_400,
-        )?;
-        let shutdown_timeout = secs(
-            env,
+        )
+        .int(env)? as usize;
+        let idle_timeout =
+            Var::new(ENV_IDLE_TIMEOUT_SECS, DEFAULT_IDLE_TIMEOUT_SECS, 1, 86_400).secs(env)?;
+        let shutdown_timeout = Var::new(
             ENV_SHUTDOWN_TIMEOUT_SECS,
             DEFAULT_SHUTDOWN_TIMEOUT_SECS,
             1,
             3600,
-        )?;
-        let max_sessions = int(env, ENV_MAX_SESSIONS, DEFAULT_MAX_SESSIONS, 1, 1_000_000)? as usize;
+        )
+        .secs(env)?;
+        let max_sessions =
+            Var::new(ENV_MAX_SESSIONS, DEFAULT_MAX_SESSIONS, 1, 1_000_000).int(env)? as usize;
         // The worker reads its own variables; NATS_URL is ours to interpret (unset = embedded),
         // and its metrics are served on the gateway's /metrics in embedded mode.
         let mut worker = diglett_worker::Config::from_env(&WorkerEnv(env))?;

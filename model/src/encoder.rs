@@ -27,7 +27,7 @@ use self::fused::GateWeights;
 pub use self::fused::{FusedEncoder, Kernel};
 use crate::compute::{Compute, device};
 use crate::frontend::{self, MelSpectrogram, compute_partial_slices};
-use crate::weights::{GE2E_SAFETENSORS, LoadError, load_exact};
+use crate::weights::{GE2E_SAFETENSORS, LoadError, loaded};
 
 /// Mel bands per frame, the encoder's input width (Resemblyzer `mel_n_channels`).
 pub const N_MELS: usize = frontend::N_MELS;
@@ -96,9 +96,7 @@ pub struct SpeakerEncoder {
 impl SpeakerEncoder {
     /// Resemblyzer's pretrained weights, compiled into the binary, on `device`.
     pub fn pretrained(device: &Device) -> Result<Self, LoadError> {
-        let mut model = SpeakerEncoderConfig::new().init(device);
-        load_exact(&mut model, GE2E_SAFETENSORS)?;
-        Ok(model)
+        loaded(SpeakerEncoderConfig::new().init(device), GE2E_SAFETENSORS)
     }
 
     /// Embeds a batch of windows.

@@ -43,10 +43,7 @@ pub const MIN_COVERAGE: f32 = 0.75;
 
 /// Slaney mel scale (librosa `hz_to_mel(htk=False)`): linear below 1 kHz, logarithmic above.
 fn hz_to_mel(hz: f64) -> f64 {
-    let f_sp = 200.0 / 3.0;
-    let min_log_hz = 1000.0;
-    let min_log_mel = min_log_hz / f_sp;
-    let logstep = 6.4f64.ln() / 27.0;
+    let (f_sp, min_log_hz, min_log_mel, logstep) = slaney();
     if hz >= min_log_hz {
         min_log_mel + (hz / min_log_hz).ln() / logstep
     } else {
@@ -54,12 +51,17 @@ fn hz_to_mel(hz: f64) -> f64 {
     }
 }
 
-/// Inverse of [`hz_to_mel`] (librosa `mel_to_hz(htk=False)`).
-fn mel_to_hz(mel: f64) -> f64 {
+/// The Slaney scale's constants: Hz per mel below 1 kHz, the 1 kHz break in Hz and in mels, and
+/// the log step above it.
+fn slaney() -> (f64, f64, f64, f64) {
     let f_sp = 200.0 / 3.0;
     let min_log_hz = 1000.0;
-    let min_log_mel = min_log_hz / f_sp;
-    let logstep = 6.4f64.ln() / 27.0;
+    (f_sp, min_log_hz, min_log_hz / f_sp, 6.4f64.ln() / 27.0)
+}
+
+/// Inverse of [`hz_to_mel`] (librosa `mel_to_hz(htk=False)`).
+fn mel_to_hz(mel: f64) -> f64 {
+    let (f_sp, min_log_hz, min_log_mel, logstep) = slaney();
     if mel >= min_log_mel {
         min_log_hz * (logstep * (mel - min_log_mel)).exp()
     } else {
@@ -131,6 +133,8 @@ pub struct MelSpectrogram {
     band_offset: [usize; N_MELS + 1],
     weights: Vec<f32>,
 }
+
+assert_send_sync!(MelSpectrogram);
 
 impl std::fmt::Debug for MelSpectrogram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -297,12 +301,6 @@ mod tests {
 
     use super::*;
     use diglett_audio::tone as sine;
-
-    #[test]
-    fn mel_spectrogram_is_send_and_sync() {
-        fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<MelSpectrogram>();
-    }
 
     #[test]
     fn filterbank_shape_and_row_sums() {

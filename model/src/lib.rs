@@ -19,6 +19,17 @@
 //! - [`pipeline`]: one window and one enrollment from samples to a label / an embedding, behind
 //!   the [`pipeline::SpeakerModel`] trait.
 
+/// Compile-time proof that each of the types can be shared by the worker's threads (`Send +
+/// Sync`): a model loaded once serves every thread.
+macro_rules! assert_send_sync {
+    ($($t:ty),+ $(,)?) => {
+        const _: fn() = || {
+            fn assert_send_sync<T: Send + Sync>() {}
+            $(assert_send_sync::<$t>();)+
+        };
+    };
+}
+
 pub mod campp;
 pub mod compute;
 pub mod encoder;

@@ -47,7 +47,7 @@ pub use segments::{SpeechSegmenter, VadParams, speech_segments, trim_silences, v
 use fast::{FRONT_END_BLOCK, FastWeights};
 
 use crate::compute::Compute;
-use crate::weights::{LoadError, SILERO_VAD_SAFETENSORS, load_exact};
+use crate::weights::{LoadError, SILERO_VAD_SAFETENSORS, loaded};
 
 /// Sample rate of the 16 kHz branch; every sample count below is at this rate.
 pub const SAMPLE_RATE: usize = diglett_schemas::SAMPLE_RATE as usize;
@@ -137,9 +137,7 @@ impl SileroVadConfig {
 impl SileroVad {
     /// The released weights (compiled in), checked tensor by tensor.
     pub fn pretrained(device: &Device) -> Result<Self, LoadError> {
-        let mut model = SileroVadConfig::new().init(device);
-        load_exact(&mut model, SILERO_VAD_SAFETENSORS)?;
-        Ok(model)
+        loaded(SileroVadConfig::new().init(device), SILERO_VAD_SAFETENSORS)
     }
 
     /// The stateless front end for a batch of chunks.
@@ -241,12 +239,7 @@ pub struct Vad {
     fast: FastWeights,
 }
 
-// Compile-time proof that one `Vad` can be shared by the worker's threads.
-const _: fn() = || {
-    fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<Vad>();
-    assert_send_sync::<VadStream>();
-};
+assert_send_sync!(Vad, VadStream);
 
 impl Vad {
     /// The released weights on `device` (use [`crate::compute::device`]).

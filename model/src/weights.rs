@@ -65,6 +65,15 @@ pub fn load_exact<M: Module>(module: &mut M, bytes: &[u8]) -> Result<(), LoadErr
     Ok(())
 }
 
+/// `module` with `bytes` loaded by [`load_exact`]: how each network's `pretrained` is built.
+///
+/// # Errors
+/// As [`load_exact`].
+pub fn loaded<M: Module>(mut module: M, bytes: &[u8]) -> Result<M, LoadError> {
+    load_exact(&mut module, bytes)?;
+    Ok(module)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,24 +66,53 @@ pub fn int(
     }
 }
 
-/// A duration variable in whole seconds, in `min..=max`, or `default` when unset.
-pub fn secs(
-    env: &impl Env,
-    var: &'static str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<Duration, ConfigError> {
-    int(env, var, default, min, max).map(Duration::from_secs)
+/// One bounded integer variable, declared once: its name, its default and the values it may
+/// take. Read it with [`Var::int`], [`Var::secs`] or [`Var::millis`].
+#[derive(Debug, Clone, Copy)]
+pub struct Var {
+    /// The environment variable.
+    pub name: &'static str,
+    /// Its value when unset.
+    pub default: u64,
+    /// The smallest value accepted.
+    pub min: u64,
+    /// The largest value accepted.
+    pub max: u64,
 }
 
-/// A duration variable in whole milliseconds, in `min..=max`, or `default` when unset.
-pub fn millis(
-    env: &impl Env,
-    var: &'static str,
-    default: u64,
-    min: u64,
-    max: u64,
-) -> Result<Duration, ConfigError> {
-    int(env, var, default, min, max).map(Duration::from_millis)
+impl Var {
+    /// The variable `name`, `default` when unset, accepted in `min..=max`.
+    #[must_use]
+    pub const fn new(name: &'static str, default: u64, min: u64, max: u64) -> Self {
+        Self {
+            name,
+            default,
+            min,
+            max,
+        }
+    }
+
+    /// Its value as an integer ([`int`]).
+    ///
+    /// # Errors
+    /// [`ConfigError`] when set to anything but an integer in range.
+    pub fn int(self, env: &impl Env) -> Result<u64, ConfigError> {
+        int(env, self.name, self.default, self.min, self.max)
+    }
+
+    /// Its value as a duration in whole seconds.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when set to anything but an integer in range.
+    pub fn secs(self, env: &impl Env) -> Result<Duration, ConfigError> {
+        self.int(env).map(Duration::from_secs)
+    }
+
+    /// Its value as a duration in whole milliseconds.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when set to anything but an integer in range.
+    pub fn millis(self, env: &impl Env) -> Result<Duration, ConfigError> {
+        self.int(env).map(Duration::from_millis)
+    }
 }

@@ -194,6 +194,31 @@ pub struct WindowResult {
     pub error: Option<WindowError>,
 }
 
+impl WindowResult {
+    /// `label` for window `seq` of `session`, one window long from `start`, and nothing else: no
+    /// speaker, scores, speech, loudness, timing or error. The worker's error answers start from
+    /// it, and tests use it as a stand-in answer.
+    #[must_use]
+    pub fn bare(session: &str, seq: u64, start: f64, label: Label) -> Self {
+        Self {
+            v: crate::SCHEMA_VERSION,
+            session: session.to_owned(),
+            seq,
+            start,
+            end: start + crate::WINDOW_SAMPLES as f64 / f64::from(crate::SAMPLE_RATE),
+            label,
+            speaker_id: None,
+            speaker_name: None,
+            best_score: None,
+            scores: Vec::new(),
+            speech: SpeechProbability::default(),
+            loudness: Loudness::default(),
+            timing: Timing::default(),
+            error: None,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

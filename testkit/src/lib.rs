@@ -3,10 +3,12 @@
 //!
 //! - [`nats`]: a real `nats-server -js` ([`NatsServer`]), and [`free_port`].
 //! - [`corpus`]: `../shared` and the six LibriSpeech speakers of `data/speakers`, decoded once.
+//! - [`signal`]: test signals made independently of the code under test (band-limited upsampling).
 //! - WAV writers are `diglett_audio::wav` (re-exported as [`wav`]).
 
 pub mod corpus;
 pub mod nats;
+pub mod signal;
 
 pub use diglett_audio::wav;
 pub use nats::{NatsServer, NatsServerError, free_port};

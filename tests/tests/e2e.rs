@@ -145,10 +145,9 @@ async fn session(
             break;
         }
         let sent = (i + 1) as f64 * 0.1;
-        if let (Some(at), true) = (fault_at, sent >= fault_at.unwrap_or(f64::MAX))
+        if fault_at.is_some_and(|at| sent >= at)
             && let Some(f) = fault.take()
         {
-            let _ = at;
             f().await;
         }
         tokio::time::sleep_until(began + Duration::from_secs_f64(sent / speed)).await;
@@ -158,6 +157,22 @@ async fn session(
         .await
         .expect("the session ends")
         .unwrap()
+}
+
+/// A session at 8× real time with nothing going wrong.
+async fn quick_session(addr: &str, speakers: Value, audio: &[f32]) -> Transcript {
+    session(addr, speakers, audio, 8.0, None, async || {}).await
+}
+
+/// A session at 2× real time that runs `fault` once `at` seconds of audio have been sent.
+async fn faulted_session(
+    addr: &str,
+    speakers: Value,
+    audio: &[f32],
+    at: f64,
+    fault: impl AsyncFnOnce(),
+) -> Transcript {
+    session(addr, speakers, audio, 2.0, Some(at), fault).await
 }
 
 /// A conversation: alternating 6 s turns of the two voices from utterances not used to
@@ -351,15 +366,7 @@ async fn killing_a_worker_mid_stream() {
     let a = stack.enroll("ana", VOICES[0]).await;
     let audio = speech(VOICES[0], 4, 14.0);
     let mut victim = stack.workers.remove(0);
-    let t = session(
-        &stack.addr,
-        json!([a]),
-        &audio,
-        2.0,
-        Some(5.0),
-        async || victim.kill(),
-    )
-    .await;
+    let t = faulted_session(&stack.addr, json!([a]), &audio, 5.0, async || victim.kill()).await;
     assert_eq!(t.close.as_ref().map(|c| c.0), Some(1000), "{:?}", t.close);
     let windows = ((14.0 - 1.6) / 0.5) as u64 + 1;
     let summary = t.of_type("summary")[0];
@@ -385,17 +392,10 @@ async fn restarting_nats_mid_stream() {
     let audio = speech(VOICES[0], 4, 12.0);
     let restarted = std::cell::Cell::new(None);
     let nats = &mut stack.nats;
-    let t = session(
-        &stack.addr,
-        json!([a]),
-        &audio,
-        2.0,
-        Some(4.0),
-        async || {
-            nats.restart();
-            restarted.set(Some(Instant::now()));
-        },
-    )
+    let t = faulted_session(&stack.addr, json!([a]), &audio, 4.0, async || {
+        nats.restart();
+        restarted.set(Some(Instant::now()));
+    })
     .await;
     // Either the session went on to its summary, or it ended with a clear error frame.
     match t.close.as_ref().map(|c| c.0) {
@@ -408,13 +408,10 @@ async fn restarting_nats_mid_stream() {
     }
     // A new session works within 10 s of the restart.
     let since = restarted.get().expect("restarted");
-    let fresh = session(
+    let fresh = quick_session(
         &stack.addr,
         json!([{"name":"ana","embedding":sig}]),
         &speech(VOICES[0], 6, 4.0),
-        8.0,
-        None,
-        async || {},
     )
     .await;
     assert!(!fresh.of_type("result").is_empty(), "{:?}", fresh.messages);
@@ -441,13 +438,10 @@ async fn redis_outage() {
             .unwrap()
             .contains("unavailable")
     );
-    let t = session(
+    let t = quick_session(
         &stack.addr,
         json!([{"name":"ana","embedding":sig}]),
         &speech(VOICES[0], 4, 4.0),
-        8.0,
-        None,
-        async || {},
     )
     .await;
     assert_eq!(t.close.as_ref().map(|c| c.0), Some(1000));
@@ -474,14 +468,9 @@ async fn sigterm_gateway_mid_session() {
     let a = stack.enroll("ana", VOICES[0]).await;
     let audio = speech(VOICES[0], 4, 10.0);
     let gateway = &stack.gateway;
-    let t = session(
-        &stack.addr,
-        json!([a]),
-        &audio,
-        2.0,
-        Some(4.0),
-        async || gateway.terminate(),
-    )
+    let t = faulted_session(&stack.addr, json!([a]), &audio, 4.0, async || {
+        gateway.terminate()
+    })
     .await;
     assert_eq!(t.close.as_ref().map(|c| c.0), Some(1001), "{:?}", t.close);
     let summary = t.of_type("summary");
@@ -704,15 +693,7 @@ async fn compose_stack_runs() {
     let (status, created) = enroll_at(&stack_addr, "ana", &speech(VOICES[0], 0, 5.0)).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().expect("profile created").to_owned();
-    let t = session(
-        &stack_addr,
-        json!([id]),
-        &speech(VOICES[0], 4, 5.0),
-        8.0,
-        None,
-        async || {},
-    )
-    .await;
+    let t = quick_session(&stack_addr, json!([id]), &speech(VOICES[0], 4, 5.0)).await;
     assert_eq!(t.close.as_ref().map(|c| c.0), Some(1000));
     let results = t.of_type("result");
     assert!(results.len() >= 6, "{results:?}");

@@ -30,20 +30,17 @@ use diglett_decision::scoring::{
     self, DecisionParams, Label, VOICED_PROBABILITY, WindowDecision, label_window,
     label_window_with, score_all,
 };
-use diglett_model::compute::{Compute, device};
-use diglett_model::encoder::{Embedding, Encoder, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES};
+use diglett_model::encoder::{Embedding, WINDOW_SAMPLES};
 use diglett_model::enroll;
-use diglett_model::frontend::MelSpectrogram;
-use diglett_model::vad::{self, CHUNK, Vad};
+use diglett_model::vad::{self, CHUNK};
 use diglett_tools::diarization::{FRAME_S, Reference, span_audio};
 use diglett_tools::eval;
+use diglett_tools::study::{self, Models, normalised};
 
 /// The worker's hop between windows: 0.5 s at 16 kHz.
 const HOP_SAMPLES: usize = 8_000;
 /// 16 kHz as usize, for sample ↔ second conversions.
 const SR: usize = diglett_schemas::SAMPLE_RATE as usize;
-/// Encoder batch: 32 windows is where the fused encoder reaches its peak throughput.
-const BATCH: usize = 32;
 /// The original pipeline's threshold (Resemblyzer demo, seed-style worker).
 const ORIGINAL_THRESHOLD: f32 = 0.62;
 /// Mixture windows per speaker pair and level: 15 pairs × 12 = 180 mixtures per level.
@@ -69,66 +66,7 @@ const OVERLAP_MAX_FALSE_PAIR: f64 = 1.0;
 const CONV_ENROLL_S: f64 = 5.0;
 
 fn main() -> ExitCode {
-    let data = std::env::args().nth(1).map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
-        PathBuf::from,
-    );
-    match run(&data) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tune_decision: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The models and the thread pool, shared by every section.
-struct Models {
-    compute: Compute,
-    encoder: Encoder,
-    vad: Vad,
-    mel: MelSpectrogram,
-}
-
-impl Models {
-    /// One embedding per window (≤ 1.6 s, zero-padded), batched; the same as `embed_window`.
-    fn embed<W: AsRef<[f32]>>(&self, wins: &[W]) -> Vec<Embedding> {
-        let mut out = Vec::with_capacity(wins.len());
-        let mut clip = vec![0.0f32; WINDOW_SAMPLES];
-        for chunk in wins.chunks(BATCH) {
-            let mut mels = Vec::with_capacity(chunk.len() * WINDOW_FRAMES * N_MELS);
-            for w in chunk {
-                let w = w.as_ref();
-                let n = w.len().min(WINDOW_SAMPLES);
-                clip.fill(0.0);
-                clip[..n].copy_from_slice(&w[..n]);
-                mels.extend_from_slice(&self.mel.compute(&clip)[..WINDOW_FRAMES * N_MELS]);
-            }
-            let embs = self
-                .encoder
-                .embed_windows(&self.compute, &mels, chunk.len())
-                .unwrap_or_else(|e| unreachable!("shape by construction: {e}"));
-            out.extend(embs);
-        }
-        out
-    }
-
-    /// Voiced fraction of each window, its VAD run from a fresh state (as a worker that sees
-    /// one window at a time would).
-    fn voiced<W: AsRef<[f32]>>(&self, wins: &[W]) -> Vec<f32> {
-        let refs: Vec<&[f32]> = wins.iter().map(AsRef::as_ref).collect();
-        self.vad
-            .probabilities_many(&self.compute, &refs)
-            .iter()
-            .map(|p| vad::voiced_fraction(p, VOICED_PROBABILITY))
-            .collect()
-    }
-}
-
-fn normalised(wav: &[f32]) -> Vec<f32> {
-    let mut w = wav.to_vec();
-    frontend::normalize_volume(&mut w, NORMALIZE_TARGET_DBFS, true);
-    w
+    study::main("tune_decision", run)
 }
 
 fn decode(path: &Path) -> Result<Vec<f32>, String> {
@@ -157,12 +95,7 @@ struct Trial {
 
 fn run(data: &Path) -> Result<(), String> {
     let started = Instant::now();
-    let m = Models {
-        compute: Compute::new(2).map_err(|e| e.to_string())?,
-        encoder: Encoder::pretrained().map_err(|e| e.to_string())?,
-        vad: Vad::pretrained(&device()).map_err(|e| e.to_string())?,
-        mel: MelSpectrogram::new(),
-    };
+    let m = Models::load()?;
     let defaults = DecisionParams::default();
     println!(
         "defaults: threshold {:.3}, overlap_min {:.3}, overlap_margin {:.3}, overlap_balance \
@@ -358,10 +291,7 @@ fn run(data: &Path) -> Result<(), String> {
         .map(|k| k * HOP_SAMPLES)
         .take_while(|s| s + WINDOW_SAMPLES <= conv.len())
         .collect();
-    let conv_raw: Vec<&[f32]> = starts
-        .iter()
-        .map(|&s| &conv[s..s + WINDOW_SAMPLES])
-        .collect();
+    let conv_raw = study::windows(&conv, HOP_SAMPLES);
     let coverage: Vec<f64> = starts
         .iter()
         .map(|&s| {
@@ -583,15 +513,11 @@ fn run(data: &Path) -> Result<(), String> {
          cohort: overlap |"
     );
     println!("|---|---|---|---|---|");
-    let mut grid: Vec<(f32, f32)> = Vec::new();
-    for &mn in &OVERLAP_MINS {
-        for &mg in &OVERLAP_MARGINS {
-            grid.push((mn, mg));
-        }
-    }
-    grid.push((defaults.overlap_min, defaults.overlap_margin));
-    grid.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.total_cmp(&y.1)));
-    grid.dedup_by(|x, y| (x.0 - y.0).abs() < 1e-4 && (x.1 - y.1).abs() < 1e-4);
+    let grid = grid_2d(
+        &OVERLAP_MINS,
+        &OVERLAP_MARGINS,
+        (defaults.overlap_min, defaults.overlap_margin),
+    );
     let mut selected: Option<(f32, f32, f64)> = None;
     for &(mn, mg) in &grid {
         let p = DecisionParams {
@@ -642,12 +568,7 @@ fn run(data: &Path) -> Result<(), String> {
             }
             n += 1;
             let d = label(s, &defaults);
-            c[match (d.label, d.speaker) {
-                (Label::Overlap, _) => 0,
-                (Label::Speaker, Some(i)) if i == *a || i == *b => 1,
-                (Label::Speaker, _) => 2,
-                _ => 3,
-            }] += 1;
+            c[column(&d, |i| i == *a || i == *b)] += 1;
         }
         println!(
             "| mixture, 2nd voice −{level:.0} dB | {n} | {:.1}% | {:.1}% | {:.1}% | {:.1}% |",
@@ -660,12 +581,7 @@ fn run(data: &Path) -> Result<(), String> {
     let (mut c, n) = ([0usize; 4], trials.len());
     for t in &trials {
         let d = label(&t.scores, &defaults);
-        c[match (d.label, d.speaker) {
-            (Label::Overlap, _) => 0,
-            (Label::Speaker, Some(i)) if i == t.speaker => 1,
-            (Label::Speaker, _) => 2,
-            _ => 3,
-        }] += 1;
+        c[column(&d, |i| i == t.speaker)] += 1;
     }
     println!(
         "| single speaker (speaker = the true one) | {n} | {:.2}% | {:.1}% | {:.2}% | {:.1}% |",
@@ -677,11 +593,7 @@ fn run(data: &Path) -> Result<(), String> {
     let (mut c, n) = ([0usize; 4], cohort_scores.len());
     for s in &cohort_scores {
         let d = label(s, &defaults);
-        c[match d.label {
-            Label::Overlap => 0,
-            Label::Speaker => 2,
-            _ => 3,
-        }] += 1;
+        c[column(&d, |_| false)] += 1;
     }
     println!(
         "| cohort impostor | {n} | {:.2}% | – | {:.2}% | {:.1}% |",
@@ -766,15 +678,11 @@ fn run(data: &Path) -> Result<(), String> {
     );
     println!("| overlap_balance | overlap_fit {header}");
     println!("|---|---|---|---|---|---|---|---|");
-    let mut new_grid: Vec<(f32, f32)> = Vec::new();
-    for &b in &OVERLAP_BALANCES {
-        for &f in &OVERLAP_FITS {
-            new_grid.push((b, f));
-        }
-    }
-    new_grid.push((defaults.overlap_balance, defaults.overlap_fit));
-    new_grid.sort_by(|x, y| x.0.total_cmp(&y.0).then(x.1.total_cmp(&y.1)));
-    new_grid.dedup_by(|x, y| (x.0 - y.0).abs() < 1e-4 && (x.1 - y.1).abs() < 1e-4);
+    let new_grid = grid_2d(
+        &OVERLAP_BALANCES,
+        &OVERLAP_FITS,
+        (defaults.overlap_balance, defaults.overlap_fit),
+    );
     let mut new_sel: Option<(f32, f32, f64)> = None;
     for &(b, f) in &new_grid {
         let p = DecisionParams {
@@ -1448,4 +1356,27 @@ fn window_for(t: f64, n_windows: usize, c: Convention) -> Option<usize> {
         return matches!(c, Convention::NearestCentre).then_some(0);
     }
     Some((k as usize).min(n_windows - 1))
+}
+
+/// Every `(x, y)` of the two axes plus the current `default`, sorted, without duplicates.
+fn grid_2d(xs: &[f32], ys: &[f32], default: (f32, f32)) -> Vec<(f32, f32)> {
+    let mut grid: Vec<(f32, f32)> = xs
+        .iter()
+        .flat_map(|&x| ys.iter().map(move |&y| (x, y)))
+        .chain([default])
+        .collect();
+    grid.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    grid.dedup_by(|a, b| (a.0 - b.0).abs() < 1e-4 && (a.1 - b.1).abs() < 1e-4);
+    grid
+}
+
+/// The column of the "what each kind of window is labelled" table a decision falls in: 0
+/// overlap, 1 one of the `true_voice`s, 2 someone else, 3 unknown or silence.
+fn column(d: &WindowDecision, true_voice: impl Fn(usize) -> bool) -> usize {
+    match (d.label, d.speaker) {
+        (Label::Overlap, _) => 0,
+        (Label::Speaker, Some(i)) if true_voice(i) => 1,
+        (Label::Speaker, _) => 2,
+        _ => 3,
+    }
 }

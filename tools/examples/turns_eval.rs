@@ -21,22 +21,20 @@
 //!   as in `tune_decision`): held out, only reported.
 #![allow(clippy::print_stdout)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use diglett_audio::{self as frontend, DecodeOptions, NORMALIZE_TARGET_DBFS};
-use diglett_decision::scoring::{self, DecisionParams, Label, VOICED_PROBABILITY, score_all};
+use diglett_audio::{self as frontend, DecodeOptions};
+use diglett_decision::scoring::{self, DecisionParams, Label, score_all};
 use diglett_decision::turns::{Observation, TurnParams, TurnSmoother};
-use diglett_model::compute::{Compute, device};
-use diglett_model::encoder::{Embedding, Encoder, N_MELS, WINDOW_FRAMES, WINDOW_SAMPLES};
+use diglett_model::encoder::{Embedding, WINDOW_SAMPLES};
 use diglett_model::enroll;
-use diglett_model::frontend::MelSpectrogram;
-use diglett_model::vad::{self, Vad};
 use diglett_tools::diarization::{
     FRAME_S, FrameCounts, Reference, Span, ratio, score_frames, span_audio,
 };
 use diglett_tools::eval;
+use diglett_tools::study::{self, Models, normalised};
 
 /// 16 kHz as usize, for sample ↔ second conversions.
 const SR: usize = diglett_schemas::SAMPLE_RATE as usize;
@@ -45,8 +43,6 @@ const SR: usize = diglett_schemas::SAMPLE_RATE as usize;
 const BASE_HOP: usize = 4_000;
 /// Hops evaluated, as multiples of [`BASE_HOP`]: 0.25, 0.5 (the service default) and 1.0 s.
 const HOP_STEPS: [usize; 3] = [1, 2, 4];
-/// Encoder batch (the fused encoder's throughput peak).
-const BATCH: usize = 32;
 /// Seconds of enrollment speech (the product's ~5 s).
 const ENROLL_S: f64 = 5.0;
 /// Synthetic conversations: this many, each about this long.
@@ -68,24 +64,7 @@ const GRID_ONSET: [f64; 3] = [0.0, 0.3, 0.6];
 const GRID_TOP: usize = 15;
 
 fn main() -> ExitCode {
-    let data = std::env::args().nth(1).map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
-        PathBuf::from,
-    );
-    match run(&data) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("turns_eval: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-struct Models {
-    compute: Compute,
-    encoder: Encoder,
-    vad: Vad,
-    mel: MelSpectrogram,
+    study::main("turns_eval", run)
 }
 
 /// One window's result at the finest hop.
@@ -103,79 +82,48 @@ struct Conversation {
     n_speakers: usize,
 }
 
-impl Models {
-    /// The worker's per-window pipeline (`process_windows`), at [`BASE_HOP`] over `wav`.
-    fn label_windows(&self, wav: &[f32], enrolled: &[Embedding]) -> Vec<Window> {
-        // The gateway's default is overlap off (opt-in per session); TURNS_EVAL_OVERLAP=1
-        // evaluates with the overlap rule on.
-        let params = DecisionParams::default().for_enrolled(enrolled.len());
-        let params = if std::env::var("TURNS_EVAL_OVERLAP").is_ok_and(|v| v == "1") {
-            params
-        } else {
-            params.without_overlap()
-        };
-        let starts: Vec<usize> = (0..)
-            .map(|k| k * BASE_HOP)
-            .take_while(|s| s + WINDOW_SAMPLES <= wav.len())
-            .collect();
-        let raw: Vec<&[f32]> = starts
+/// The worker's per-window pipeline (`process_windows`), at [`BASE_HOP`] over `wav`.
+fn label_windows(m: &Models, wav: &[f32], enrolled: &[Embedding]) -> Vec<Window> {
+    // The gateway's default is overlap off (opt-in per session); TURNS_EVAL_OVERLAP=1
+    // evaluates with the overlap rule on.
+    let params = DecisionParams::default().for_enrolled(enrolled.len());
+    let params = if std::env::var("TURNS_EVAL_OVERLAP").is_ok_and(|v| v == "1") {
+        params
+    } else {
+        params.without_overlap()
+    };
+    let raw = study::windows(wav, BASE_HOP);
+    let voiced = m.voiced(&raw);
+    let gated: Vec<usize> = (0..raw.len())
+        .filter(|&i| scoring::gate(voiced[i], &params))
+        .collect();
+    let mut scores = vec![Vec::new(); raw.len()];
+    let embs = m.embed(
+        &gated
             .iter()
-            .map(|&s| &wav[s..s + WINDOW_SAMPLES])
-            .collect();
-        let voiced: Vec<f32> = self
-            .vad
-            .probabilities_many(&self.compute, &raw)
-            .iter()
-            .map(|p| vad::voiced_fraction(p, VOICED_PROBABILITY))
-            .collect();
-        let gated: Vec<usize> = (0..raw.len())
-            .filter(|&i| scoring::gate(voiced[i], &params))
-            .collect();
-        let mut scores = vec![Vec::new(); raw.len()];
-        for chunk in gated.chunks(BATCH) {
-            let mut mels = Vec::with_capacity(chunk.len() * WINDOW_FRAMES * N_MELS);
-            for &i in chunk {
-                let w = normalised(raw[i]);
-                mels.extend_from_slice(&self.mel.compute(&w)[..WINDOW_FRAMES * N_MELS]);
-            }
-            let embs = self
-                .encoder
-                .embed_windows(&self.compute, &mels, chunk.len())
-                .unwrap_or_else(|e| unreachable!("whole windows by construction: {e}"));
-            for (&i, e) in chunk.iter().zip(&embs) {
-                scores[i] = score_all(e, enrolled);
-            }
-        }
-        scores
-            .into_iter()
-            .zip(voiced)
-            .map(|(s, v)| {
-                let d = scoring::label_window_with(
-                    &s,
-                    |a, b| scoring::cosine(&enrolled[a], &enrolled[b]),
-                    v,
-                    &params,
-                );
-                Window {
-                    label: d.label,
-                    speaker: d.speaker,
-                    scores: s,
-                }
-            })
-            .collect()
+            .map(|&i| normalised(raw[i]))
+            .collect::<Vec<_>>(),
+    );
+    for (&i, e) in gated.iter().zip(&embs) {
+        scores[i] = score_all(e, enrolled);
     }
-
-    fn embed_speech(&self, speech: &[f32]) -> Embedding {
-        self.encoder
-            .embed_utterance(&self.compute, speech)
-            .embedding
-    }
-}
-
-fn normalised(wav: &[f32]) -> Vec<f32> {
-    let mut w = wav.to_vec();
-    frontend::normalize_volume(&mut w, NORMALIZE_TARGET_DBFS, true);
-    w
+    scores
+        .into_iter()
+        .zip(voiced)
+        .map(|(s, v)| {
+            let d = scoring::label_window_with(
+                &s,
+                |a, b| scoring::cosine(&enrolled[a], &enrolled[b]),
+                v,
+                &params,
+            );
+            Window {
+                label: d.label,
+                speaker: d.speaker,
+                scores: s,
+            }
+        })
+        .collect()
 }
 
 fn pct(n: usize, d: usize) -> f64 {
@@ -403,7 +351,7 @@ fn synthetic(m: &Models, data: &Path) -> Result<Vec<Conversation>, String> {
         let local: Vec<Embedding> = who.iter().map(|&s| enrolled[s]).collect();
         convs.push(Conversation {
             frame_ref,
-            windows: m.label_windows(&wav, &local),
+            windows: label_windows(m, &wav, &local),
             n_speakers: n,
         });
     }
@@ -432,19 +380,14 @@ fn sample(m: &Models, data: &Path) -> Result<Conversation, String> {
         .collect();
     Ok(Conversation {
         frame_ref,
-        windows: m.label_windows(&conv, &enrolled),
+        windows: label_windows(m, &conv, &enrolled),
         n_speakers: reference.names.len(),
     })
 }
 
 fn run(data: &Path) -> Result<(), String> {
     let started = Instant::now();
-    let m = Models {
-        compute: Compute::new(2).map_err(|e| e.to_string())?,
-        encoder: Encoder::pretrained().map_err(|e| e.to_string())?,
-        vad: Vad::pretrained(&device()).map_err(|e| e.to_string())?,
-        mel: MelSpectrogram::new(),
-    };
+    let m = Models::load()?;
     let synth = synthetic(&m, data)?;
     let seconds: f64 = synth
         .iter()

@@ -67,6 +67,21 @@ pub enum Error {
     Session(#[from] session::SessionError),
 }
 
+impl Error {
+    /// The tools' exit code for this failure, the same scheme as `diglett-client`'s (1 the server
+    /// refused or failed, 2 bad usage or input, 3 the server cannot be reached).
+    #[must_use]
+    pub fn exit_code(&self) -> u8 {
+        let code = match self {
+            Self::Input(_) => diglett_client::EXIT_USAGE,
+            Self::Client(c) => c.exit_code(),
+            Self::Session(session::SessionError::Connect(_)) => diglett_client::EXIT_CONNECT,
+            Self::Session(_) => diglett_client::EXIT_SERVER,
+        };
+        u8::try_from(code).unwrap_or(1)
+    }
+}
+
 /// One enrolled speaker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Enrolled {
@@ -351,24 +366,17 @@ async fn run(
     let frame_ref = reference.frames(Reference::n_frames(seconds));
     let real_time = args.pacing == Pacing::RealTime;
     let (raw, turns) = labels(&record, &ids, real_time);
-    let timelines = vec![
-        Timeline::new(
-            "raw windows",
-            &score_frames(&frame_ref, &timeline(&raw, false)),
-        ),
-        Timeline::new(
-            "smoothed turns",
-            &score_frames(&frame_ref, &timeline(&turns, false)),
-        ),
-        Timeline::new(
-            "raw windows, live",
-            &score_frames(&frame_ref, &timeline(&raw, true)),
-        ),
-        Timeline::new(
-            "smoothed turns, live",
-            &score_frames(&frame_ref, &timeline(&turns, true)),
-        ),
-    ];
+    let timelines: Vec<Timeline> = [
+        ("raw windows", &raw, false),
+        ("smoothed turns", &turns, false),
+        ("raw windows, live", &raw, true),
+        ("smoothed turns, live", &turns, true),
+    ]
+    .into_iter()
+    .map(|(name, spans, live)| {
+        Timeline::new(name, &score_frames(&frame_ref, &timeline(spans, live)))
+    })
+    .collect();
     let delay = |l: &[Labelled]| {
         SecondsSummary::of(&l.iter().map(|x| x.known - x.from).collect::<Vec<_>>())
     };

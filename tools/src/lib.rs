@@ -27,6 +27,7 @@
 //! - [`procstat`]: CPU and resident memory of processes, from `/proc`.
 //! - [`prometheus`]: before/after deltas of the services' `/metrics`.
 //! - [`report`]: `diglett-load report` (Markdown table, PNG plot).
+//! - [`study`]: the in-process models and per-window steps the decision studies share.
 
 pub mod audio;
 pub mod conversation;
@@ -39,7 +40,18 @@ pub mod prometheus;
 pub mod report;
 pub mod session;
 pub mod speakers;
+pub mod study;
 
 /// Exit code when a run finished but went past the limits it was given (`--limit-p99-ms`):
 /// the sweep stops its series there.
 pub const EXIT_OVER_LIMIT: i32 = 10;
+
+/// Deletes the profiles a tool enrolled for its run, warning (not failing) about any that cannot
+/// be deleted: the run's result stands either way.
+pub(crate) async fn delete_profiles(client: &diglett_client::Client, ids: &[String]) {
+    for id in ids {
+        if let Err(e) = client.delete(id).await {
+            eprintln!("warning: could not delete profile {id}: {e}");
+        }
+    }
+}

@@ -58,16 +58,9 @@ pub struct Args {
     pub label: String,
 }
 
-/// Why a run could not happen (failed sessions are measured, not errors).
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Bad arguments or corpus.
-    #[error("{0}")]
-    Input(String),
-    /// Enrollment failed.
-    #[error("{0}")]
-    Client(#[from] diglett_client::ClientError),
-}
+/// Why a run could not happen: bad arguments or corpus, or enrollment failed (failed sessions are
+/// measured, not errors). The tools share one error type.
+pub use crate::conversation::Error;
 
 /// One run's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,11 +173,7 @@ pub async fn run(client: &Client, args: &Args) -> Result<Report, Error> {
         ids.push(resp.id);
     }
     let result = measure(client, args, watched, pcm, &ids).await;
-    for id in &ids {
-        if let Err(e) = client.delete(id).await {
-            eprintln!("warning: could not delete profile {id}: {e}");
-        }
-    }
+    crate::delete_profiles(client, &ids).await;
     result
 }
 

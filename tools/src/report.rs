@@ -92,24 +92,10 @@ pub fn markdown(reports: &[Report]) -> String {
             let workers = process(r, "worker");
             let me = process(r, "diglett-load");
             let cpu = |ps: &[&crate::procstat::ProcessReport]| {
-                if ps.is_empty() {
-                    "–".to_owned()
-                } else {
-                    ps.iter()
-                        .map(|p| format!("{:.0}", p.cpu_percent))
-                        .collect::<Vec<_>>()
-                        .join(" + ")
-                }
+                joined(ps, " + ", |p| format!("{:.0}", p.cpu_percent))
             };
             let rss = |ps: &[&crate::procstat::ProcessReport]| {
-                if ps.is_empty() {
-                    "–".to_owned()
-                } else {
-                    ps.iter()
-                        .map(|p| format!("{:.0}", p.rss_peak_mib))
-                        .collect::<Vec<_>>()
-                        .join(" / ")
-                }
+                joined(ps, " / ", |p| format!("{:.0}", p.rss_peak_mib))
             };
             let l = &r.latency_ms;
             let stage = |name: &str, scale: f64| {
@@ -187,22 +173,8 @@ pub fn plot(reports: &[Report], out: &Path, title: &str) -> Result<(), String> {
     let (top, bottom) = root.split_vertically(SIZE.1 * 6 / 10);
     let colours = [RED, BLUE, GREEN, MAGENTA, CYAN, BLACK];
 
-    let mut chart = ChartBuilder::on(&top)
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(60)
-        .caption(
-            "latency, last sample sent → result (solid p99, dashed p50)",
-            ("sans-serif", 16),
-        )
-        .build_cartesian_2d(0.0..max_n * 1.05, 0.0..max_ms)
-        .map_err(|x| e(&x))?;
-    chart
-        .configure_mesh()
-        .x_desc("concurrent streams")
-        .y_desc("ms")
-        .draw()
-        .map_err(|x| e(&x))?;
+    let caption = "latency, last sample sent → result (solid p99, dashed p50)";
+    let mut chart = panel(&top, caption, max_n, (max_ms, "ms")).map_err(|x| e(&x))?;
     for (i, (label, runs)) in by.iter().enumerate() {
         let c = colours[i % colours.len()];
         let p99: Vec<(f64, f64)> = runs
@@ -236,19 +208,8 @@ pub fn plot(reports: &[Report], out: &Path, title: &str) -> Result<(), String> {
         .draw()
         .map_err(|x| e(&x))?;
 
-    let mut chart = ChartBuilder::on(&bottom)
-        .margin(12)
-        .x_label_area_size(36)
-        .y_label_area_size(60)
-        .caption("windows dropped or missing", ("sans-serif", 16))
-        .build_cartesian_2d(0.0..max_n * 1.05, 0.0..max_drop)
-        .map_err(|x| e(&x))?;
-    chart
-        .configure_mesh()
-        .x_desc("concurrent streams")
-        .y_desc("windows")
-        .draw()
-        .map_err(|x| e(&x))?;
+    let caption = "windows dropped or missing";
+    let mut chart = panel(&bottom, caption, max_n, (max_drop, "windows")).map_err(|x| e(&x))?;
     for (i, runs) in by.values().enumerate() {
         let c = colours[i % colours.len()];
         let pts: Vec<(f64, f64)> = runs
@@ -264,4 +225,46 @@ pub fn plot(reports: &[Report], out: &Path, title: &str) -> Result<(), String> {
     }
     root.present().map_err(|x| e(&x))?;
     Ok(())
+}
+
+/// A linear axis of the plot.
+type Axis = plotters::coord::types::RangedCoordf64;
+/// One panel of the plot, drawn on a bitmap.
+type Panel<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<Axis, Axis>>;
+
+/// One panel of the plot: concurrent streams (0 to `max_n`) across, `y` = (its top, its unit)
+/// up, axes drawn.
+fn panel<'a, 'b>(
+    area: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    caption: &str,
+    max_n: f64,
+    (max_y, unit): (f64, &str),
+) -> Result<Panel<'a, 'b>, String> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .caption(caption, ("sans-serif", 16))
+        .build_cartesian_2d(0.0..max_n * 1.05, 0.0..max_y)
+        .map_err(|x| x.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("concurrent streams")
+        .y_desc(unit)
+        .draw()
+        .map_err(|x| x.to_string())?;
+    Ok(chart)
+}
+
+/// One figure per process joined by `sep`, or "–" when no such process was watched.
+fn joined(
+    ps: &[&crate::procstat::ProcessReport],
+    sep: &str,
+    figure: impl Fn(&crate::procstat::ProcessReport) -> String,
+) -> String {
+    if ps.is_empty() {
+        "–".to_owned()
+    } else {
+        ps.iter().map(|p| figure(p)).collect::<Vec<_>>().join(sep)
+    }
 }

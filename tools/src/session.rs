@@ -13,13 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use diglett_api::protocol::{
-    AudioFormat, ClientMessage, Encoding, Options, ServerMessage, SpeakerInfo, SpeakerRef, Start,
+    AudioFormat, ClientMessage, Options, ServerMessage, SpeakerInfo, SpeakerRef, Start,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::audio::SAMPLE_RATE;
 use crate::latency::Windowing;
 
 /// Samples per binary frame: 100 ms at 16 kHz, as a browser's audio worklet or the
@@ -180,11 +179,7 @@ pub async fn run(plan: &Plan, audio: &Audio) -> Result<Record, SessionError> {
         .map_err(|e| SessionError::Connect(e.to_string()))?;
     let (mut tx, mut rx) = ws.split();
     let start = ClientMessage::Start(Start {
-        audio: AudioFormat {
-            sample_rate: SAMPLE_RATE,
-            encoding: Encoding::PcmS16le,
-            channels: 1,
-        },
+        audio: AudioFormat::PCM_S16LE_16K_MONO,
         speakers: plan.speakers.clone(),
         options: plan.options,
     });

@@ -106,11 +106,7 @@ pub async fn evaluate(client: &Client, dir: &Path) -> Result<Report, Error> {
     let vad = Vad::pretrained(&device()).map_err(|e| Error::Input(e.to_string()))?;
     let mut ids = Vec::new();
     let result = run(client, dir, &speakers, &compute, &vad, &mut ids).await;
-    for id in &ids {
-        if let Err(err) = client.delete(id).await {
-            eprintln!("warning: could not delete profile {id}: {err}");
-        }
-    }
+    crate::delete_profiles(client, &ids).await;
     result
 }
 

@@ -19,7 +19,7 @@ use diglett_model::compute::Compute;
 use diglett_schemas::{EnrolledSpeaker, WindowRequest, WindowResult, codec, pcm, subjects};
 use diglett_testkit::NatsServer;
 use diglett_worker::engine::process_enrollment;
-use diglett_worker::{Config, Models, RunOptions};
+use diglett_worker::{Config, Models};
 use futures_util::StreamExt;
 
 /// Windows sent one at a time for the latency figure.
@@ -83,21 +83,8 @@ async fn main() -> anyhow::Result<()> {
         let config = Config::from_env(&env)?;
         let worker_client = async_nats::connect(&url).await?;
         let client = async_nats::connect(&url).await?;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let opts = RunOptions {
-            models: Some(Arc::clone(&models)),
-            ready: Some(ready_tx),
-        };
-        let worker = tokio::spawn(diglett_worker::run_with(
-            worker_client,
-            config,
-            opts,
-            async {
-                let _ = stop_rx.await;
-            },
-        ));
-        ready_rx.await?;
+        let mut worker = diglett_worker::spawn(worker_client, config, Some(Arc::clone(&models)));
+        (&mut worker.ready).await?;
 
         let session = format!("bench-{t}");
         let mut results = client.subscribe(subjects::results(&session)?).await?;
@@ -184,8 +171,10 @@ async fn main() -> anyhow::Result<()> {
             rtts[rtts.len() * 9 / 10],
             rtts[rtts.len() - 1],
         );
-        let _ = stop_tx.send(());
-        worker.await??;
+        worker
+            .stop(Duration::from_secs(60))
+            .await
+            .ok_or_else(|| anyhow::anyhow!("the worker did not stop within 60 s"))??;
     }
     Ok(())
 }

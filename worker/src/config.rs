@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use diglett_runtime::env::{ConfigError, Env, OsEnv, int, millis, secs};
+pub use diglett_runtime::env::{ConfigError, Env, OsEnv, Var, int};
 
 /// NATS server URL(s), comma-separated.
 pub const ENV_NATS_URL: &str = "DIGLETT_NATS_URL";
@@ -160,41 +160,32 @@ impl Config {
                 expected: "expected comma-separated NATS URLs such as nats://127.0.0.1:4222".into(),
             });
         }
-        let threads = int(
-            env,
-            ENV_COMPUTE_THREADS,
-            DEFAULT_COMPUTE_THREADS as u64,
-            0,
-            256,
-        )? as usize;
+        let threads = Var::new(ENV_COMPUTE_THREADS, DEFAULT_COMPUTE_THREADS as u64, 0, 256)
+            .int(env)? as usize;
         let compute_threads = if threads == 0 {
             std::thread::available_parallelism().map_or(1, usize::from)
         } else {
             threads
         };
-        let batch_size = int(env, ENV_BATCH_SIZE, DEFAULT_BATCH_SIZE as u64, 1, 256)? as usize;
-        let batch_wait = millis(env, ENV_BATCH_WAIT_MS, DEFAULT_BATCH_WAIT_MS, 0, 1000)?;
-        let max_in_flight = int(
-            env,
-            ENV_MAX_IN_FLIGHT,
-            DEFAULT_MAX_IN_FLIGHT as u64,
-            1,
-            65_536,
-        )? as usize;
-        let max_embeds_in_flight = int(
-            env,
+        let batch_size =
+            Var::new(ENV_BATCH_SIZE, DEFAULT_BATCH_SIZE as u64, 1, 256).int(env)? as usize;
+        let batch_wait = Var::new(ENV_BATCH_WAIT_MS, DEFAULT_BATCH_WAIT_MS, 0, 1000).millis(env)?;
+        let max_in_flight =
+            Var::new(ENV_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT as u64, 1, 65_536).int(env)? as usize;
+        let max_embeds_in_flight = Var::new(
             ENV_MAX_EMBEDS_IN_FLIGHT,
             DEFAULT_MAX_EMBEDS_IN_FLIGHT as u64,
             1,
             1024,
-        )? as usize;
-        let subscription_capacity = int(
-            env,
+        )
+        .int(env)? as usize;
+        let subscription_capacity = Var::new(
             ENV_SUBSCRIPTION_CAPACITY,
             DEFAULT_SUBSCRIPTION_CAPACITY as u64,
             1,
             1 << 20,
-        )? as usize;
+        )
+        .int(env)? as usize;
         let metrics_value = env
             .var(ENV_METRICS_ADDR)
             .unwrap_or_else(|| DEFAULT_METRICS_ADDR.to_owned());
@@ -220,48 +211,38 @@ impl Config {
                 }
             },
         };
-        let events_max_age = secs(
-            env,
+        let events_max_age = Var::new(
             ENV_EVENTS_MAX_AGE_SECS,
             DEFAULT_EVENTS_MAX_AGE_SECS,
             1,
             365 * 24 * 3600,
-        )?;
-        let events_max_bytes = int(
-            env,
+        )
+        .secs(env)?;
+        let events_max_bytes = Var::new(
             ENV_EVENTS_MAX_BYTES,
             DEFAULT_EVENTS_MAX_BYTES,
             1 << 20,
             1 << 50,
-        )?;
-        let max_enroll_seconds = int(
-            env,
-            ENV_MAX_ENROLL_SECONDS,
-            DEFAULT_MAX_ENROLL_SECONDS,
-            1,
-            3600,
-        )?;
-        let part_timeout = millis(
-            env,
-            ENV_PART_TIMEOUT_MS,
-            DEFAULT_PART_TIMEOUT_MS,
-            1,
-            600_000,
-        )?;
-        let embed_deadline = millis(
-            env,
+        )
+        .int(env)?;
+        let max_enroll_seconds =
+            Var::new(ENV_MAX_ENROLL_SECONDS, DEFAULT_MAX_ENROLL_SECONDS, 1, 3600).int(env)?;
+        let part_timeout =
+            Var::new(ENV_PART_TIMEOUT_MS, DEFAULT_PART_TIMEOUT_MS, 1, 600_000).millis(env)?;
+        let embed_deadline = Var::new(
             ENV_EMBED_DEADLINE_MS,
             DEFAULT_EMBED_DEADLINE_MS,
             1,
             3_600_000,
-        )?;
-        let shutdown_timeout = secs(
-            env,
+        )
+        .millis(env)?;
+        let shutdown_timeout = Var::new(
             ENV_SHUTDOWN_TIMEOUT_SECS,
             DEFAULT_SHUTDOWN_TIMEOUT_SECS,
             1,
             3600,
-        )?;
+        )
+        .secs(env)?;
         Ok(Self {
             nats_url,
             compute_threads,

@@ -40,7 +40,7 @@ mod window;
 pub use config::{Config, ConfigError, Env, OsEnv};
 pub use engine::{EngineExit, Models};
 pub use local::LocalWorker;
-pub use service::{Ready, RunError, RunOptions, round_trip, run, run_with};
+pub use service::{Ready, RunError, RunOptions, Spawned, round_trip, run, run_with, spawn};
 
 /// The options the worker's NATS client needs: its name, reconnecting forever (async-nats then
 /// re-subscribes by itself), and [`Config::subscription_capacity`] as the per-subscription

@@ -109,6 +109,52 @@ enum Kind {
     Embed,
 }
 
+/// A worker running on a task of its own, started by [`spawn`] (tests, benchmarks and anything
+/// else that runs a worker beside other code in one process).
+#[derive(Debug)]
+pub struct Spawned {
+    /// The readiness signal: resolves once the subscriptions are active (an error if the worker
+    /// could not start).
+    pub ready: oneshot::Receiver<Ready>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), RunError>>>,
+}
+
+impl Spawned {
+    /// Asks the worker to drain and stop, and waits for it: `None` when it has not stopped
+    /// within `patience` (or was already stopped), else how `run` ended.
+    pub async fn stop(&mut self, patience: std::time::Duration) -> Option<Result<(), RunError>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let task = self.task.take()?;
+        match tokio::time::timeout(patience, task).await {
+            Ok(Ok(result)) => Some(result),
+            Ok(Err(join)) => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => None,
+        }
+    }
+}
+
+/// Runs [`run_with`] on a new task with `models` (`None` loads them) until
+/// [`Spawned::stop`].
+pub fn spawn(client: Client, config: Config, models: Option<Arc<Models>>) -> Spawned {
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let (ready_tx, ready) = oneshot::channel();
+    let opts = RunOptions {
+        models,
+        ready: Some(ready_tx),
+    };
+    let task = tokio::spawn(run_with(client, config, opts, async {
+        let _ = shutdown_rx.await;
+    }));
+    Spawned {
+        ready,
+        shutdown: Some(shutdown_tx),
+        task: Some(task),
+    }
+}
+
 /// [`run`] with preloaded models and a readiness signal.
 pub async fn run_with(
     client: Client,

@@ -155,23 +155,11 @@ pub(crate) fn error_result(
 ) -> WindowResult {
     let (seq, start) = req.map_or((0, 0.0), |r| (r.seq, r.start));
     WindowResult {
-        v: SCHEMA_VERSION,
-        session: session.to_owned(),
-        seq,
-        start,
-        end: start + WINDOW_SAMPLES as f64 / f64::from(SAMPLE_RATE),
-        label: Label::Error,
-        speaker_id: None,
-        speaker_name: None,
-        best_score: None,
-        scores: Vec::new(),
-        speech: SpeechProbability::default(),
-        loudness: schemas::Loudness::default(),
-        timing: Timing::default(),
         error: Some(WindowError {
             kind: rejected.kind,
             message: rejected.message,
         }),
+        ..WindowResult::bare(session, seq, start, Label::Error)
     }
 }
 

@@ -115,13 +115,14 @@ impl InFlight {
         p.outcome = Some(Outcome::Result(Box::new(r)));
     }
 
+    /// The windows still waiting for an answer.
+    fn unanswered(&self) -> impl Iterator<Item = &Pending> {
+        self.pending.values().filter(|p| p.outcome.is_none())
+    }
+
     /// The earliest deadline of a waiting window.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.pending
-            .values()
-            .filter(|p| p.outcome.is_none())
-            .map(|p| p.deadline)
-            .min()
+        self.unanswered().map(|p| p.deadline).min()
     }
 
     /// Applies the deadlines due at `now`: first misses are retried (with a new deadline),
@@ -146,11 +147,7 @@ impl InFlight {
 
     /// The first sample of the oldest window still waiting (its audio must stay in the ring).
     pub(crate) fn oldest_waiting_first(&self) -> Option<u64> {
-        self.pending
-            .values()
-            .filter(|p| p.outcome.is_none())
-            .map(|p| p.first)
-            .min()
+        self.unanswered().map(|p| p.first).min()
     }
 
     /// The next window in sequence, once it has finished; `None` while the head still waits.
@@ -183,22 +180,7 @@ mod tests {
     const TIMEOUT: Duration = Duration::from_millis(2000);
 
     fn result(seq: u64, label: Label) -> WindowResult {
-        WindowResult {
-            v: 1,
-            session: "s".into(),
-            seq,
-            start: 0.0,
-            end: 1.6,
-            label,
-            speaker_id: None,
-            speaker_name: None,
-            best_score: None,
-            scores: Vec::new(),
-            speech: diglett_schemas::SpeechProbability::default(),
-            loudness: diglett_schemas::Loudness::default(),
-            timing: diglett_schemas::Timing::default(),
-            error: None,
-        }
+        WindowResult::bare("s", seq, 0.0, label)
     }
 
     fn expired_result(seq: u64) -> WindowResult {
@@ -209,6 +191,15 @@ mod tests {
             }),
             ..result(seq, Label::Error)
         }
+    }
+
+    /// Room for `capacity` windows, windows 0 and 1 (half a window apart) sent now.
+    fn two_waiting(capacity: usize) -> (InFlight, Instant) {
+        let mut f = InFlight::new(capacity, TIMEOUT);
+        let now = Instant::now();
+        f.insert(0, 0, now, now);
+        f.insert(1, 8000, now, now);
+        (f, now)
     }
 
     fn seqs(f: &mut InFlight) -> Vec<u64> {
@@ -240,10 +231,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_missed_deadline_retries_once_then_drops() {
-        let mut f = InFlight::new(8, TIMEOUT);
-        let t0 = Instant::now();
-        f.insert(0, 0, t0, t0);
-        f.insert(1, 8000, t0, t0);
+        let (mut f, t0) = two_waiting(8);
         assert_eq!(f.next_deadline(), Some(t0 + TIMEOUT));
         tokio::time::advance(TIMEOUT).await;
         let due = f.on_deadlines(Instant::now());
@@ -267,10 +255,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_expired_answer_to_a_window_never_retried_finishes_it() {
-        let mut f = InFlight::new(2, TIMEOUT);
-        let now = Instant::now();
-        f.insert(0, 0, now, now);
-        f.insert(1, 8000, now, now);
+        let (mut f, _) = two_waiting(2);
         assert!(!f.has_slot());
         f.on_result(expired_result(0));
         assert!(f.has_slot());

@@ -9,9 +9,7 @@ use std::task::{Context, Poll};
 
 use diglett_api::protocol::{AudioFormat, Encoding};
 use diglett_decision::params::{SessionOptions, wire_params};
-use diglett_schemas::{
-    Loudness, SpeakerScore, SpeechProbability, Timing, WINDOW_SAMPLES, WindowError,
-};
+use diglett_schemas::{SpeakerScore, SpeechProbability, WINDOW_SAMPLES, WindowError};
 use tokio::sync::mpsc;
 
 use super::*;
@@ -101,6 +99,16 @@ fn speaker(id: &str, x: f32) -> EnrolledSpeaker {
         name: Some(id.to_uppercase()),
         embedding,
     }
+}
+
+/// [`session`] once it has said `ready`.
+async fn ready_session(max_in_flight: usize) -> Harness {
+    let mut h = session(max_in_flight);
+    assert!(matches!(
+        h.next().await,
+        Some(ServerMessage::Ready { hop_ms: 500, .. })
+    ));
+    h
 }
 
 /// A session with speakers `a` and `b`, 16 kHz mono s16 audio, hop 500 ms.
@@ -221,11 +229,7 @@ impl Harness {
 
 #[tokio::test(start_paused = true)]
 async fn results_answered_out_of_order_reach_the_client_in_order() {
-    let mut h = session(8);
-    assert!(matches!(
-        h.next().await,
-        Some(ServerMessage::Ready { hop_ms: 500, .. })
-    ));
+    let mut h = ready_session(8).await;
     // 2.6 s: windows at 0, 0.5 and 1.0 s.
     h.audio(2.6);
     let w: Vec<WindowRequest> = [h.window().await, h.window().await, h.window().await].into();
@@ -276,8 +280,7 @@ async fn results_answered_out_of_order_reach_the_client_in_order() {
 
 #[tokio::test(start_paused = true)]
 async fn an_unanswered_window_is_republished_once_then_reported_dropped() {
-    let mut h = session(8);
-    h.next().await;
+    let mut h = ready_session(8).await;
     h.audio(1.6);
     let first = h.window().await;
     let t0 = Instant::now();
@@ -318,28 +321,12 @@ async fn an_unanswered_window_is_republished_once_then_reported_dropped() {
 }
 
 fn result_of(w: &WindowRequest) -> WindowResult {
-    WindowResult {
-        v: SCHEMA_VERSION,
-        session: w.session.clone(),
-        seq: w.seq,
-        start: w.start,
-        end: w.start + 1.6,
-        label: Label::Silence,
-        speaker_id: None,
-        speaker_name: None,
-        best_score: None,
-        scores: Vec::new(),
-        speech: SpeechProbability::default(),
-        loudness: Loudness::default(),
-        timing: Timing::default(),
-        error: None,
-    }
+    WindowResult::bare(&w.session, w.seq, w.start, Label::Silence)
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_full_session_skips_one_window_per_hop_blocked() {
-    let mut h = session(1);
-    h.next().await;
+    let mut h = ready_session(1).await;
     // Three windows' worth; only one may be in flight.
     h.audio(2.6);
     let w0 = h.window().await;

@@ -70,6 +70,10 @@ pub enum StoreError {
 
 /// The gateway's profile store. Clone is cheap (both backends share their
 /// connection / database handle).
+///
+/// Each operation is written three times with the same signature on purpose: here (validation,
+/// then dispatch) and once per backend (`redis`, `embedded`), which only store. A trait would
+/// repeat the same signatures and add a dynamic call.
 #[derive(Clone, Debug)]
 pub enum Store {
     Redis(RedisStore),

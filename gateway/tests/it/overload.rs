@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{Gateway, Mode, next_json, read_all, s16, send_json, speech, stream_pcm, ws_connect};
-use diglett_schemas::{
-    Label, SCHEMA_VERSION, SpeechProbability, Timing, WindowRequest, WindowResult, codec, subjects,
-};
+use diglett_schemas::{Label, WindowRequest, WindowResult, codec, subjects};
 use futures_util::StreamExt;
 use serde_json::json;
 
@@ -53,22 +51,7 @@ async fn fake_worker(url: String, fake: Fake) -> Arc<AtomicU64> {
             let client = client.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                let result = WindowResult {
-                    v: SCHEMA_VERSION,
-                    session: req.session.clone(),
-                    seq: req.seq,
-                    start: req.start,
-                    end: req.start + 1.6,
-                    label: Label::Silence,
-                    speaker_id: None,
-                    speaker_name: None,
-                    best_score: None,
-                    scores: Vec::new(),
-                    speech: SpeechProbability::default(),
-                    loudness: diglett_schemas::Loudness::default(),
-                    timing: Timing::default(),
-                    error: None,
-                };
+                let result = WindowResult::bare(&req.session, req.seq, req.start, Label::Silence);
                 let subject = subjects::results(&req.session).unwrap();
                 client
                     .publish(subject, codec::encode(&result).unwrap().into())

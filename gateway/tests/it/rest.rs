@@ -6,6 +6,13 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{Gateway, Mode, Part, speech, wav};
 
+/// The answer is `status` with an error body of `code`.
+#[track_caller]
+fn assert_error((got, body): &(StatusCode, serde_json::Value), status: StatusCode, code: &str) {
+    assert_eq!(*got, status, "{body}");
+    assert_eq!(error_code(body), code, "{body}");
+}
+
 fn error_code(body: &serde_json::Value) -> &str {
     body["error"]["code"]
         .as_str()
@@ -47,24 +54,12 @@ async fn embed_is_compatible(mode: Mode) {
     // 44.1 kHz stereo input decodes too.
     let mono = speech_at_44k();
     let stereo: Vec<f32> = mono.iter().flat_map(|&x| [x, x]).collect();
-    let (status, body) = gw
-        .post_form(
-            "/embed",
-            vec![Part::File("file", wav(&stereo, 44_100, 2))],
-            None,
-        )
-        .await;
+    let (status, body) = gw.embed(wav(&stereo, 44_100, 2)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["name"], serde_json::Value::Null);
 
     // Silence: no embedding, verdict no_voice.
-    let (status, body) = gw
-        .post_form(
-            "/embed",
-            vec![Part::File("file", wav(&vec![0.0; 48_000], 16_000, 1))],
-            None,
-        )
-        .await;
+    let (status, body) = gw.embed(wav(&vec![0.0; 48_000], 16_000, 1)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["verdict"], "no_voice");
     assert_eq!(body["embedding"], serde_json::Value::Null);
@@ -100,9 +95,11 @@ async fn errors_are_json(mode: Mode) {
         .header("content-type", "application/json")
         .body(Body::from("{}"))
         .unwrap();
-    let (status, body) = gw.call(req).await;
-    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
-    assert_eq!(error_code(&body), "unsupported_media_type");
+    assert_error(
+        &gw.call(req).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
     // No file.
     let (status, body) = gw
         .post_form("/embed", vec![Part::Text("name", "x")], None)
@@ -110,39 +107,31 @@ async fn errors_are_json(mode: Mode) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "bad_request");
     // Not audio.
-    let (status, body) = gw
-        .post_form(
-            "/embed",
-            vec![Part::File("file", b"hello, this is not audio".repeat(50))],
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
-    assert_eq!(error_code(&body), "unsupported_audio");
+    assert_error(
+        &gw.embed(b"hello, this is not audio".repeat(50)).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_audio",
+    );
     // A WAV header with no samples.
-    let (status, body) = gw
-        .post_form(
-            "/embed",
-            vec![Part::File("file", wav(&[], 16_000, 1))],
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(error_code(&body), "empty_audio");
+    assert_error(
+        &gw.embed(wav(&[], 16_000, 1)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "empty_audio",
+    );
     // Too long: 25 s at 8 kHz (400 KB, under the body limit) against a 20 s limit.
     let long = wav(&vec![0.01; 8_000 * 25], 8_000, 1);
-    let (status, body) = gw
-        .post_form("/embed", vec![Part::File("file", long)], None)
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(error_code(&body), "audio_too_long");
+    assert_error(
+        &gw.embed(long).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "audio_too_long",
+    );
     // Over the body limit.
     let big = wav(&vec![0.01; 16_000 * 40], 16_000, 1);
-    let (status, body) = gw
-        .post_form("/embed", vec![Part::File("file", big)], None)
-        .await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
-    assert_eq!(error_code(&body), "payload_too_large");
+    assert_error(
+        &gw.embed(big).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
     // Unknown route.
     let (status, body) = gw.get("/v2/nothing", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -153,13 +142,7 @@ async fn errors_are_json(mode: Mode) {
 async fn profiles_lifecycle(mode: Mode) {
     let gw = Gateway::start(mode, &[]).await;
     let audio = wav(&speech(1, 0, 5.0), 16_000, 1);
-    let (status, created) = gw
-        .post_form(
-            "/v1/speakers",
-            vec![Part::Text("name", "Grace"), Part::File("file", audio)],
-            None,
-        )
-        .await;
+    let (status, created) = gw.create("Grace", audio, None).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     assert!(uuid::Uuid::parse_str(&id).is_ok());
@@ -223,26 +206,16 @@ async fn profiles_lifecycle(mode: Mode) {
         assert_eq!(error_code(&body), "not_found");
     }
     let (status, _) = gw
-        .post_form(
-            &format!("/v1/speakers/{ghost}/samples"),
-            vec![Part::File("file", wav(&speech(1, 0, 3.0), 16_000, 1))],
-            None,
-        )
+        .add_sample(&ghost.to_string(), wav(&speech(1, 0, 3.0), 16_000, 1), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // Silence cannot make a profile.
-    let (status, body) = gw
-        .post_form(
-            "/v1/speakers",
-            vec![
-                Part::Text("name", "nobody"),
-                Part::File("file", wav(&vec![0.0; 48_000], 16_000, 1)),
-            ],
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert_eq!(error_code(&body), "no_voice");
+    let silence = wav(&vec![0.0; 48_000], 16_000, 1);
+    assert_error(
+        &gw.create("nobody", silence, None).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "no_voice",
+    );
 
     // Delete: gone for good.
     let (status, _) = gw.delete(&format!("/v1/speakers/{id}"), None).await;
@@ -262,16 +235,7 @@ async fn verify_scores_and_decides(mode: Mode) {
     let b = gw.enroll("B", 3, None).await;
     let held_out = wav(&speech(2, 7, 4.0), 16_000, 1);
     let ids = format!("{a},{b}");
-    let (status, body) = gw
-        .post_form(
-            "/v1/verify",
-            vec![
-                Part::File("file", held_out.clone()),
-                Part::Text("speakers", &ids),
-            ],
-            None,
-        )
-        .await;
+    let (status, body) = gw.verify(held_out.clone(), &ids, None).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["label"], "speaker");
     assert_eq!(body["speaker_id"], a.as_str());
@@ -280,30 +244,12 @@ async fn verify_scores_and_decides(mode: Mode) {
     assert_eq!(scores.len(), 2);
     assert!(scores[0]["score"].as_f64().unwrap() > scores[1]["score"].as_f64().unwrap());
     // Against B alone, A's voice is unknown.
-    let (_, body) = gw
-        .post_form(
-            "/v1/verify",
-            vec![
-                Part::File("file", held_out.clone()),
-                Part::Text("speakers", &b),
-            ],
-            None,
-        )
-        .await;
+    let (_, body) = gw.verify(held_out.clone(), &b, None).await;
     assert_eq!(body["label"], "unknown", "{body}");
     assert_eq!(body["speaker_id"], serde_json::Value::Null);
     // Errors.
     let ghost = uuid::Uuid::new_v4().to_string();
-    let (status, body) = gw
-        .post_form(
-            "/v1/verify",
-            vec![
-                Part::File("file", held_out.clone()),
-                Part::Text("speakers", &ghost),
-            ],
-            None,
-        )
-        .await;
+    let (status, body) = gw.verify(held_out.clone(), &ghost, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (status, _) = gw
         .post_form(
@@ -456,11 +402,11 @@ async fn no_worker_is_503_and_a_silent_worker_is_504() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], "unavailable");
     let audio = wav(&speech(0, 0, 3.0), 16_000, 1);
-    let (status, body) = gw
-        .post_form("/embed", vec![Part::File("file", audio.clone())], None)
-        .await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(error_code(&body), "no_workers");
+    assert_error(
+        &gw.embed(audio.clone()).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no_workers",
+    );
 
     // A subscriber that takes requests and never replies.
     let client = async_nats::connect(gw.nats_url()).await.unwrap();
@@ -469,11 +415,11 @@ async fn no_worker_is_503_and_a_silent_worker_is_504() {
         .await
         .unwrap();
     client.flush().await.unwrap();
-    let (status, body) = gw
-        .post_form("/embed", vec![Part::File("file", audio)], None)
-        .await;
-    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{body}");
-    assert_eq!(error_code(&body), "worker_timeout");
+    assert_error(
+        &gw.embed(audio).await,
+        StatusCode::GATEWAY_TIMEOUT,
+        "worker_timeout",
+    );
     gw.stop().await;
 }
 

@@ -5,7 +5,8 @@ use crate::common;
 use std::time::Duration;
 
 use common::{
-    Gateway, Mode, Transcript, next_json, read_all, s16, send_json, speech, stream_pcm, ws_connect,
+    Gateway, Mode, Transcript, Ws, next_json, read_all, s16, send_json, speech, stream_pcm,
+    ws_connect,
 };
 use futures_util::SinkExt;
 use serde_json::json;
@@ -138,7 +139,7 @@ async fn stream_44k_stereo_f32_inline(mode: Mode) {
     )
     .await;
     assert_eq!(next_json(&mut ws).await["type"], "ready");
-    let x = upsample_44k(&two_voices());
+    let x = diglett_testkit::signal::upsample(&two_voices(), 44_100);
     let mut bytes = Vec::with_capacity(x.len() * 8);
     for (i, &v) in x.iter().enumerate() {
         // Left and right differ slightly; the gateway averages them.
@@ -155,33 +156,12 @@ async fn stream_44k_stereo_f32_inline(mode: Mode) {
     gw.stop().await;
 }
 
-/// 16 kHz → 44.1 kHz with a windowed-sinc interpolator (band-limited, so the gateway's
-/// resampler sees clean input).
-fn upsample_44k(x: &[f32]) -> Vec<f32> {
-    let ratio = 16_000.0 / 44_100.0;
-    let n = (x.len() as f64 / ratio) as usize;
-    let half = 16i64;
-    (0..n)
-        .map(|i| {
-            let t = i as f64 * ratio;
-            let c = t.floor() as i64;
-            let mut acc = 0.0;
-            for k in c - half + 1..=c + half {
-                if k < 0 || k as usize >= x.len() {
-                    continue;
-                }
-                let d = t - k as f64;
-                let sinc = if d.abs() < 1e-9 {
-                    1.0
-                } else {
-                    (std::f64::consts::PI * d).sin() / (std::f64::consts::PI * d)
-                };
-                let w = 0.5 + 0.5 * (std::f64::consts::PI * d / half as f64).cos();
-                acc += f64::from(x[k as usize]) * sinc * w;
-            }
-            acc as f32
-        })
-        .collect()
+/// A session that `start` made ready.
+async fn ready_session(addr: std::net::SocketAddr, start: Message) -> Ws {
+    let mut ws = ws_connect(addr, "/v1/stream").await;
+    ws.send(start).await.unwrap();
+    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    ws
 }
 
 async fn fatal(addr: std::net::SocketAddr, first: Message) -> Transcript {
@@ -259,11 +239,7 @@ async fn protocol_errors(mode: Mode) {
     }
 
     // Frame too large, after a good start.
-    let mut ws = ws_connect(addr, "/v1/stream").await;
-    ws.send(start(pcm16.clone(), json!([id]), json!({})))
-        .await
-        .unwrap();
-    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    let mut ws = ready_session(addr, start(pcm16.clone(), json!([id]), json!({}))).await;
     ws.send(Message::Binary(vec![0u8; 300 * 1024].into()))
         .await
         .unwrap();
@@ -271,11 +247,7 @@ async fn protocol_errors(mode: Mode) {
     expect_fatal(&t, "frame_too_large", 1009);
 
     // A non-fatal bad message, then idle: closed with 1000 and a reason.
-    let mut ws = ws_connect(addr, "/v1/stream").await;
-    ws.send(start(pcm16.clone(), json!([id]), json!({})))
-        .await
-        .unwrap();
-    assert_eq!(next_json(&mut ws).await["type"], "ready");
+    let mut ws = ready_session(addr, start(pcm16.clone(), json!([id]), json!({}))).await;
     ws.send(Message::Text(r#"{"type":"dance"}"#.into()))
         .await
         .unwrap();

@@ -5,7 +5,7 @@ use crate::common;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::{Gateway, Mode, Part, next_json, read_all, send_json, speech, wav, ws_connect};
+use common::{Gateway, Mode, next_json, read_all, send_json, speech, wav, ws_connect};
 use serde_json::json;
 
 const KEY_A: &str = "acme-key-0123456789";
@@ -24,9 +24,7 @@ async fn tenants_are_isolated(mode: Mode) {
     let (status, _) = gw.get(&format!("/v1/speakers?token={KEY_A}"), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let audio = wav(&speech(0, 0, 3.0), 16_000, 1);
-    let (status, _) = gw
-        .post_form("/embed", vec![Part::File("file", audio.clone())], None)
-        .await;
+    let (status, _) = gw.embed(audio.clone()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // Health stays open.
     assert_eq!(gw.get("/healthz", None).await.0, StatusCode::OK);
@@ -42,24 +40,9 @@ async fn tenants_are_isolated(mode: Mode) {
         .get(&format!("/v1/speakers/{a}?include=embedding"), Some(KEY_B))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = gw
-        .post_form(
-            &format!("/v1/speakers/{a}/samples"),
-            vec![Part::File("file", audio.clone())],
-            Some(KEY_B),
-        )
-        .await;
+    let (status, _) = gw.add_sample(&a, audio.clone(), Some(KEY_B)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = gw
-        .post_form(
-            "/v1/verify",
-            vec![
-                Part::File("file", audio.clone()),
-                Part::Text("speakers", &a),
-            ],
-            Some(KEY_B),
-        )
-        .await;
+    let (status, _) = gw.verify(audio.clone(), &a, Some(KEY_B)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = gw.delete(&format!("/v1/speakers/{a}"), Some(KEY_B)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

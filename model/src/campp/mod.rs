@@ -11,7 +11,7 @@ pub use network::{CamPlus, CamPlusConfig, Taps};
 
 use burn::tensor::Device;
 
-use crate::weights::{CAMPP_SAFETENSORS, LoadError, load_exact};
+use crate::weights::{CAMPP_SAFETENSORS, LoadError, loaded};
 
 /// Length of a CAM++ embedding.
 pub const EMBEDDING_DIM_CAMPP: usize = 192;
@@ -19,9 +19,7 @@ pub const EMBEDDING_DIM_CAMPP: usize = 192;
 impl CamPlus {
     /// The converted zh-en common-advanced weights (compiled in), checked tensor by tensor.
     pub fn pretrained(device: &Device) -> Result<Self, LoadError> {
-        let mut model = CamPlusConfig::new().init(device);
-        load_exact(&mut model, CAMPP_SAFETENSORS)?;
-        Ok(model)
+        loaded(CamPlusConfig::new().init(device), CAMPP_SAFETENSORS)
     }
 }
 

@@ -422,7 +422,8 @@ impl CamPlusConfig {
 }
 
 impl CamPlus {
-    /// The forward pass keeping every intermediate; `features`: `(B, T, 80)` mean-normalised
+    /// The forward pass keeping every intermediate (the parity tests compare each one; the list
+    /// of stages is the network's and the taps', so it is spelt out in both); `features`: `(B, T, 80)` mean-normalised
     /// fbank, T ≥ 3.
     pub fn forward_taps(&self, features: Tensor<3>) -> Taps {
         let x = features.swap_dims(1, 2).unsqueeze_dim::<4>(1); // (B, 1, 80, T)

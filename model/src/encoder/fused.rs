@@ -570,6 +570,9 @@ fn pack_rows(src: &[f32], k: usize, rows: usize, max: usize, dst: &mut Vec<f32>)
 
 /// Runs `$body` with `$mr` bound to the const row count `m` (1..=6) and `$np` to the const panel
 /// count `np` (1 or 2), i.e. picks the monomorphised micro-kernel for a tile.
+///
+/// The twelve arms are alike on purpose: each binds different constants, so that the compiler
+/// unrolls a register tile of exactly that size (a loop over sizes would not be const).
 macro_rules! with_tile {
     ($m:expr, $np:expr, |$mr:ident, $npi:ident| $body:block) => {
         match ($m, $np) {

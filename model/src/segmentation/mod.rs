@@ -45,7 +45,7 @@ use burn::tensor::activation::{leaky_relu, log_softmax};
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::compute::Compute;
-use crate::weights::{LoadError, SEGMENTATION_SAFETENSORS, load_exact};
+use crate::weights::{LoadError, SEGMENTATION_SAFETENSORS, loaded};
 
 pub use fast::Stages;
 pub use powerset::NUM_CLASSES;
@@ -247,9 +247,10 @@ impl SegmentationConfig {
 impl Segmentation {
     /// The released weights (compiled in), checked tensor by tensor.
     pub fn pretrained(device: &Device) -> Result<Self, LoadError> {
-        let mut model = SegmentationConfig::new().init(device);
-        load_exact(&mut model, SEGMENTATION_SAFETENSORS)?;
-        Ok(model)
+        loaded(
+            SegmentationConfig::new().init(device),
+            SEGMENTATION_SAFETENSORS,
+        )
     }
 
     /// - input: `[batch, 1, samples]`, 16 kHz mono, nominally 10 s in [-1, 1]
@@ -324,11 +325,7 @@ pub struct SpeakerSegmenter {
     compute: Compute,
 }
 
-// Compile-time proof that one segmenter can be shared by the worker's threads.
-const _: fn() = || {
-    fn assert_send_sync<T: Send + Sync>() {}
-    assert_send_sync::<SpeakerSegmenter>();
-};
+assert_send_sync!(SpeakerSegmenter);
 
 impl SpeakerSegmenter {
     /// The released weights on burn-ndarray ([`crate::compute::device`]), running on `compute`.

@@ -8,6 +8,9 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::common;
+#[path = "../../benches/common/mels.rs"]
+mod mels;
+use mels::mel_like;
 use std::sync::{Arc, OnceLock};
 
 use diglett_audio::normalize_volume;
@@ -150,28 +153,13 @@ fn utterance_embedding_matches_resemblyzer() {
     );
 }
 
-/// Mel-like random windows: positive, spanning several orders of magnitude (deterministic).
-fn random_mels(batch: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..batch * WINDOW_FRAMES * N_MELS)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let u = (state >> 40) as f32 / (1u64 << 24) as f32;
-            // Powers between 1e-6 and 1, log-uniform, as in real mel power frames.
-            10f32.powf(-6.0 * u)
-        })
-        .collect()
-}
-
 #[test]
 fn fused_matches_burn_and_batching_is_exact() {
     let compute = Compute::new(1).unwrap();
     let window = WINDOW_FRAMES * N_MELS;
     let (mut min_cos, mut worst_abs) = (1.0f64, 0.0f32);
     for batch in [1, 3, 32] {
-        let mels = random_mels(batch, batch as u64);
+        let mels = mel_like(batch, batch as u64);
         let fused = encoder().embed_windows(&compute, &mels, batch).unwrap();
         let burn = encoder()
             .embed_windows_with(&compute, &mels, batch, Backend::Burn)
@@ -211,7 +199,7 @@ fn every_available_kernel_matches_burn() {
     let compute = Compute::new(1).unwrap();
     let window = WINDOW_FRAMES * N_MELS;
     let batch = 7;
-    let mels = random_mels(batch, 11);
+    let mels = mel_like(batch, 11);
     let burn = encoder()
         .embed_windows_with(&compute, &mels, batch, Backend::Burn)
         .unwrap();
@@ -249,7 +237,7 @@ fn every_available_kernel_matches_burn() {
 #[test]
 fn concurrent_callers_and_thread_pools_agree() {
     let batch = 12;
-    let mels = Arc::new(random_mels(batch, 7));
+    let mels = Arc::new(mel_like(batch, 7));
     let single = Compute::new(1).unwrap();
     let expected = encoder().embed_windows(&single, &mels, batch).unwrap();
     // A pool with several threads splits the batch; the result must not change.

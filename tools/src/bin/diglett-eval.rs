@@ -6,16 +6,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use diglett_api::protocol::Options;
-use diglett_client::{ClientError, EXIT_CONNECT, EXIT_SERVER, EXIT_USAGE, ServerArgs};
-use diglett_tools::session::{Pacing, SessionError};
+use diglett_client::{EXIT_USAGE, ServerArgs};
+use diglett_tools::session::Pacing;
 use diglett_tools::{conversation, speakers};
 
+/// Accuracy of a running Diglett gateway
 #[derive(Debug, Parser)]
-#[command(
-    name = "diglett-eval",
-    version,
-    about = "Accuracy of a running Diglett gateway"
-)]
+#[command(name = "diglett-eval", version)]
 struct Cli {
     #[command(flatten)]
     server: ServerArgs,
@@ -62,25 +59,10 @@ enum Command {
     },
 }
 
-fn session_exit(e: &SessionError) -> u8 {
-    match e {
-        SessionError::Connect(_) => EXIT_CONNECT as u8,
-        SessionError::Server(_) | SessionError::Timeout(_) => EXIT_SERVER as u8,
-    }
-}
-
 /// Reports an evaluation's failure and picks the exit code.
 fn failed(e: &conversation::Error) -> ExitCode {
     eprintln!("diglett-eval: {e}");
-    ExitCode::from(match e {
-        conversation::Error::Input(_) => EXIT_USAGE as u8,
-        conversation::Error::Client(c) => client_exit(c),
-        conversation::Error::Session(s) => session_exit(s),
-    })
-}
-
-fn client_exit(e: &ClientError) -> u8 {
-    e.exit_code() as u8
+    ExitCode::from(e.exit_code())
 }
 
 #[tokio::main]
@@ -90,7 +72,7 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("diglett-eval: {e}");
-            return ExitCode::from(client_exit(&e));
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1));
         }
     };
     let (markdown, json) = match &cli.command {

@@ -152,10 +152,7 @@ async fn run_command(a: &RunArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("diglett-load: {e}");
-            return ExitCode::from(match &e {
-                load::Error::Input(_) => EXIT_USAGE as u8,
-                load::Error::Client(c) => c.exit_code() as u8,
-            });
+            return ExitCode::from(e.exit_code());
         }
     };
     print!("{}", load::text(&r));

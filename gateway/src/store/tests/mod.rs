@@ -28,9 +28,10 @@ struct RedisKeys {
 }
 
 impl RedisKeys {
-    fn keys(&self) -> Vec<String> {
-        let client = ::redis::Client::open(self.url.as_str()).unwrap();
-        let mut conn = client.get_connection().unwrap();
+    /// Every key under the prefix; `None` when Redis cannot be asked.
+    fn try_keys(&self) -> Option<Vec<String>> {
+        let client = ::redis::Client::open(self.url.as_str()).ok()?;
+        let mut conn = client.get_connection().ok()?;
         let iter: ::redis::Iter<'_, String> = ::redis::cmd("SCAN")
             .cursor_arg(0)
             .arg("MATCH")
@@ -39,32 +40,23 @@ impl RedisKeys {
             .arg(1000)
             .clone()
             .iter(&mut conn)
-            .unwrap();
-        iter.map(|k| k.unwrap()).collect()
+            .ok()?;
+        Some(iter.filter_map(Result::ok).collect())
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.try_keys().expect("Redis answers SCAN")
     }
 }
 
 impl Drop for RedisKeys {
     fn drop(&mut self) {
-        let Ok(client) = ::redis::Client::open(self.url.as_str()) else {
+        let Some(keys) = self.try_keys().filter(|k| !k.is_empty()) else {
             return;
         };
-        let Ok(mut conn) = client.get_connection() else {
-            return;
-        };
-        let keys: Vec<String> = match ::redis::cmd("SCAN")
-            .cursor_arg(0)
-            .arg("MATCH")
-            .arg(format!("{}*", self.prefix))
-            .arg("COUNT")
-            .arg(1000)
-            .clone()
-            .iter(&mut conn)
+        if let Ok(mut conn) =
+            ::redis::Client::open(self.url.as_str()).and_then(|c| c.get_connection())
         {
-            Ok(iter) => iter.filter_map(Result::ok).collect(),
-            Err(_) => return,
-        };
-        if !keys.is_empty() {
             let _: Result<i64, _> = ::redis::cmd("DEL").arg(&keys).query(&mut conn);
         }
     }

@@ -74,10 +74,7 @@ pub enum Mode {
 }
 
 /// A worker running on its own nats-server.
-pub struct Worker {
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), diglett_worker::RunError>>>,
-}
+pub struct Worker(diglett_worker::Spawned);
 
 impl Worker {
     pub async fn start(url: &str) -> Self {
@@ -92,38 +89,21 @@ impl Worker {
             .connect(url)
             .await
             .expect("worker connects");
-        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let task = tokio::spawn(diglett_worker::run_with(
-            client,
-            config,
-            diglett_worker::RunOptions {
-                models: Some(models()),
-                ready: Some(ready_tx),
-            },
-            async {
-                let _ = shutdown_rx.await;
-            },
-        ));
-        tokio::time::timeout(Duration::from_secs(60), ready_rx)
+        let mut worker = diglett_worker::spawn(client, config, Some(models()));
+        tokio::time::timeout(Duration::from_secs(60), &mut worker.ready)
             .await
             .expect("worker ready in time")
             .expect("worker started");
-        Self {
-            shutdown: Some(shutdown_tx),
-            task: Some(task),
-        }
+        Self(worker)
     }
 
     pub async fn stop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
-        }
+        let _ = self.0.stop(Duration::from_secs(30)).await;
     }
 }
+
+/// An HTTP answer: status and JSON body (`null` when there is none).
+pub type Answer = (StatusCode, serde_json::Value);
 
 /// A gateway under test.
 pub struct Gateway {
@@ -208,7 +188,7 @@ impl Gateway {
     }
 
     /// Sends one request through the router.
-    pub async fn call(&self, req: Request<Body>) -> (StatusCode, serde_json::Value) {
+    pub async fn call(&self, req: Request<Body>) -> Answer {
         let resp = diglett_gateway::router(self.state.clone())
             .oneshot(req)
             .await
@@ -225,30 +205,20 @@ impl Gateway {
         (status, json)
     }
 
-    pub async fn get(&self, uri: &str, key: Option<&str>) -> (StatusCode, serde_json::Value) {
-        self.call(
-            with_key(Request::get(uri), key)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
+    pub async fn get(&self, uri: &str, key: Option<&str>) -> Answer {
+        self.bodyless(Request::get(uri), key).await
     }
 
-    pub async fn delete(&self, uri: &str, key: Option<&str>) -> (StatusCode, serde_json::Value) {
-        self.call(
-            with_key(Request::delete(uri), key)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
+    pub async fn delete(&self, uri: &str, key: Option<&str>) -> Answer {
+        self.bodyless(Request::delete(uri), key).await
     }
 
-    pub async fn post_form(
-        &self,
-        uri: &str,
-        parts: Vec<Part<'_>>,
-        key: Option<&str>,
-    ) -> (StatusCode, serde_json::Value) {
+    async fn bodyless(&self, req: axum::http::request::Builder, key: Option<&str>) -> Answer {
+        self.call(with_key(req, key).body(Body::empty()).unwrap())
+            .await
+    }
+
+    pub async fn post_form(&self, uri: &str, parts: Vec<Part<'_>>, key: Option<&str>) -> Answer {
         let req = with_key(Request::post(uri), key)
             .header(
                 "content-type",
@@ -259,16 +229,35 @@ impl Gateway {
         self.call(req).await
     }
 
+    /// `POST /embed` of `audio` (a file's bytes), no key.
+    pub async fn embed(&self, audio: Vec<u8>) -> Answer {
+        self.post_form("/embed", vec![Part::File("file", audio)], None)
+            .await
+    }
+
+    /// `POST /v1/verify` of `audio` (a file's bytes) against `speakers` (comma-separated ids).
+    pub async fn verify(&self, audio: Vec<u8>, speakers: &str, key: Option<&str>) -> Answer {
+        let parts = vec![Part::File("file", audio), Part::Text("speakers", speakers)];
+        self.post_form("/v1/verify", parts, key).await
+    }
+
+    /// `POST /v1/speakers/{id}/samples` of `audio` (a file's bytes).
+    pub async fn add_sample(&self, id: &str, audio: Vec<u8>, key: Option<&str>) -> Answer {
+        let uri = format!("/v1/speakers/{id}/samples");
+        self.post_form(&uri, vec![Part::File("file", audio)], key)
+            .await
+    }
+
+    /// `POST /v1/speakers` of `audio` (a file's bytes) named `name`.
+    pub async fn create(&self, name: &str, audio: Vec<u8>, key: Option<&str>) -> Answer {
+        let parts = vec![Part::Text("name", name), Part::File("file", audio)];
+        self.post_form("/v1/speakers", parts, key).await
+    }
+
     /// Creates a profile from ~5 s of a data speaker; returns its id.
     pub async fn enroll(&self, name: &str, speaker: usize, key: Option<&str>) -> String {
         let audio = wav(&speech(speaker, 0, 5.0), 16_000, 1);
-        let (status, body) = self
-            .post_form(
-                "/v1/speakers",
-                vec![Part::Text("name", name), Part::File("file", audio)],
-                key,
-            )
-            .await;
+        let (status, body) = self.create(name, audio, key).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_str().unwrap().to_owned()
     }

@@ -74,14 +74,4 @@ pub fn max_abs(got: &[f32], want: &[f32]) -> f32 {
 }
 
 /// Cosine similarity, accumulated in f64 so that it can resolve 1 − 1e-12.
-pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(x), f64::from(y));
-        ab += x * y;
-        aa += x * x;
-        bb += y * y;
-    }
-    ab / (aa.sqrt() * bb.sqrt())
-}
+pub use diglett_decision::scoring::cosine_f64 as cosine;

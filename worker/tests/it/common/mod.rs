@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use diglett_schemas::{EnrolledSpeaker, WindowRequest, pcm};
 use diglett_testkit::NatsServer;
-use diglett_worker::{Config, Models, Ready, RunOptions};
-use tokio::sync::oneshot;
+use diglett_worker::{Config, Models, Ready};
 
 pub use diglett_testkit::corpus::{enrollment_audio, speakers};
 
@@ -37,8 +36,7 @@ pub struct Harness {
     pub server: NatsServer,
     pub client: async_nats::Client,
     pub ready: Ready,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), diglett_worker::RunError>>>,
+    worker: diglett_worker::Spawned,
 }
 
 pub async fn connect(url: &str) -> async_nats::Client {
@@ -65,21 +63,8 @@ impl Harness {
             .await
             .expect("worker connects");
         let client = connect(&server.url()).await;
-        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let opts = RunOptions {
-            models: Some(models()),
-            ready: Some(ready_tx),
-        };
-        let task = tokio::spawn(diglett_worker::run_with(
-            worker_client,
-            config,
-            opts,
-            async {
-                let _ = shutdown_rx.await;
-            },
-        ));
-        let ready = tokio::time::timeout(Duration::from_secs(30), ready_rx)
+        let mut worker = diglett_worker::spawn(worker_client, config, Some(models()));
+        let ready = tokio::time::timeout(Duration::from_secs(30), &mut worker.ready)
             .await
             .expect("worker ready in time")
             .expect("worker started");
@@ -87,22 +72,14 @@ impl Harness {
             server,
             client,
             ready,
-            shutdown: Some(shutdown_tx),
-            task: Some(task),
+            worker,
         }
     }
 
     /// Signals shutdown and waits for `run` to return.
     pub async fn shutdown(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(30), task)
-                .await
-                .expect("shutdown in time")
-                .expect("join")
-                .expect("run");
+        if let Some(result) = self.worker.stop(Duration::from_secs(30)).await {
+            result.expect("run");
         }
     }
 
