@@ -25,7 +25,11 @@ use crate::common::{self, npy::read_npy_f32};
 /// Log-probs below this are "strongly negative" (MODELS.md §3.2).
 const STRONGLY_NEGATIVE: f32 = -5.0;
 const TOLERANCE: f32 = 1e-4;
-const TOLERANCE_LOG_PROBS: f32 = 2e-4;
+// Log-probs where the original gives ≥ −5. 2e-4 held on the AVX-512 machine the port was made
+// on; on an AVX2-only one (the CI machine of 2026-12-03) the fast path's other accumulation
+// order gives up to 3.5e-4 against the original and 4.3e-4 against burn, argmax still equal on
+// every frame.
+const TOLERANCE_LOG_PROBS: f32 = 6e-4;
 const TOLERANCE_STRONGLY_NEGATIVE: f32 = 1e-3;
 
 fn segmenter() -> &'static SpeakerSegmenter {
