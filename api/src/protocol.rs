@@ -142,6 +142,10 @@ pub struct Options {
     /// detector and gives false overlaps between similar voices; see docs/decision.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlap: Option<bool>,
+    /// How far behind the newest audio each result's `timeline` is decided (ms, 0–3000;
+    /// default 500): more latency lets more overlapping windows vote on each frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u32>,
 }
 
 /// A speaker as the `ready` message lists it.
@@ -194,6 +198,9 @@ pub enum ServerMessage {
         windows: u64,
         /// Windows without a result (skipped, timed out, or failed).
         dropped: u64,
+        /// The frame timeline of the stream's last `latency_ms`, which no `result` decided.
+        #[serde(default)]
+        timeline: Vec<Segment>,
     },
     /// An error; fatal ones are followed by a close frame.
     Error {
@@ -234,6 +241,29 @@ pub struct WindowResultMsg {
     pub lufs: f32,
     /// Wall time from the window's last sample arriving at the gateway to this message (ms).
     pub latency_ms: f64,
+    /// The frame timeline this result decides: runs at 10 ms resolution, from where the
+    /// previous result's timeline ended to `latency_ms` (the session option) before this
+    /// window's end. Consecutive results' timelines tile the stream; the summary holds the tail.
+    /// Empty while the first windows are not yet that far in.
+    #[serde(default)]
+    pub timeline: Vec<Segment>,
+}
+
+/// One run of the frame timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Segment {
+    /// Start (s of stream audio, a multiple of 0.01).
+    pub start: f64,
+    /// End (s).
+    pub end: f64,
+    /// `speaker`, `unknown`, `overlap` or `silence`.
+    pub label: String,
+    /// The speaker's name (`speaker`; for `overlap`, the better-scoring of the two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
+    /// Its id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker_id: Option<String>,
 }
 
 /// The `turn` message.

@@ -7,7 +7,7 @@
 //! The binary (`src/main.rs`) only parses arguments and maps [`ClientError`] to
 //! an exit code; everything that talks to the server lives here, so tests can drive it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,7 +19,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use diglett_api::ErrorBody;
 use diglett_api::protocol::{
-    AudioFormat, ClientMessage, Options, ServerMessage, SpeakerInfo, SpeakerRef, Start, WINDOW_MS,
+    AudioFormat, ClientMessage, Options, Segment, ServerMessage, SpeakerInfo, SpeakerRef, Start,
+    WINDOW_MS,
 };
 use diglett_api::rest::{EnrollResponse, ProfileList, ProfileView};
 
@@ -443,7 +444,13 @@ struct Renderer<O, E> {
     current: Option<(String, f64)>,
     /// The live line is on screen and must be cleared before printing a full line.
     live_line: bool,
+    /// The frame timeline's newest runs (live mode draws the last [`STRIP_S`] of them).
+    frames: VecDeque<Segment>,
 }
+
+/// Seconds of frame timeline the live line draws, and per character.
+const STRIP_S: f64 = 3.0;
+const STRIP_CELL_S: f64 = 0.05;
 
 impl<O: Write, E: Write> Renderer<O, E> {
     fn new(output: Output, out: O, err: E) -> Self {
@@ -454,7 +461,57 @@ impl<O: Write, E: Write> Renderer<O, E> {
             colours: HashMap::new(),
             current: None,
             live_line: false,
+            frames: VecDeque::new(),
         }
+    }
+
+    /// Who a run is, as printed: the speaker's name, else the label.
+    fn run_name(s: &Segment) -> &str {
+        s.speaker.as_deref().unwrap_or(&s.label)
+    }
+
+    /// Plain mode: one `frames` line per result (and for the summary's tail) with each run's
+    /// times, e.g. `frames   12.30–12.62 alice | 12.62–12.80 silence`.
+    fn frames_line(&mut self, timeline: &[Segment]) {
+        if timeline.is_empty() {
+            return;
+        }
+        let runs: Vec<String> = timeline
+            .iter()
+            .map(|s| format!("{:.2}–{:.2} {}", s.start, s.end, Self::run_name(s)))
+            .collect();
+        let _ = writeln!(self.out, "frames   {}", runs.join(" | "));
+    }
+
+    /// Live mode: keeps the newest runs and draws the last [`STRIP_S`] as one character per
+    /// [`STRIP_CELL_S`]: a speaker's coloured block, `?` unknown, `≈` overlap, `·` silence.
+    fn strip(&mut self, timeline: &[Segment]) -> String {
+        self.frames.extend(timeline.iter().cloned());
+        let Some(end) = self.frames.back().map(|s| s.end) else {
+            return String::new();
+        };
+        while self.frames.front().is_some_and(|s| s.end < end - STRIP_S) {
+            self.frames.pop_front();
+        }
+        let cells = (STRIP_S / STRIP_CELL_S).round() as usize;
+        let mut out = String::new();
+        for c in 0..cells {
+            let t = end - STRIP_S + (c as f64 + 0.5) * STRIP_CELL_S;
+            let run = self.frames.iter().find(|s| s.start <= t && t < s.end);
+            out.push_str(&match run {
+                None => " ".to_owned(),
+                Some(s) => match s.label.as_str() {
+                    "speaker" => match self.colours.get(Self::run_name(s)) {
+                        Some(col) => format!("\x1b[{col}m█\x1b[0m"),
+                        None => "█".to_owned(),
+                    },
+                    "overlap" => "≈".to_owned(),
+                    "unknown" => "?".to_owned(),
+                    _ => "·".to_owned(),
+                },
+            });
+        }
+        format!("[{out}] ")
     }
 
     fn paint(&self, name: &str) -> String {
@@ -497,14 +554,16 @@ impl<O: Write, E: Write> Renderer<O, E> {
                         "window {:>5}  {:>8.2}–{:<8.2} {:<8} {}{score}",
                         r.seq, r.start, r.end, r.label, who
                     );
+                    self.frames_line(&r.timeline);
                 } else {
+                    let strip = self.strip(&r.timeline);
                     let now = match &self.current {
                         Some((name, since)) => format!("{} since {since:.1}s", self.paint(name)),
                         None => "…".into(),
                     };
                     let _ = write!(
                         self.out,
-                        "\r\x1b[2K[{:>7.1}s] now: {now}   (window {}: {}{score}, speech {:.0}%, {:.0} dBFS)",
+                        "\r\x1b[2K[{:>7.1}s] {strip}now: {now}   (window {}: {}{score}, speech {:.0}%, {:.0} dBFS)",
                         r.end,
                         r.seq,
                         self.paint(who),
@@ -542,8 +601,12 @@ impl<O: Write, E: Write> Renderer<O, E> {
                 talk_time,
                 windows,
                 dropped,
+                timeline,
             } => {
                 self.clear_live();
+                if self.output == Output::Plain {
+                    self.frames_line(timeline);
+                }
                 let _ = writeln!(
                     self.out,
                     "summary: {duration:.1} s of audio, {windows} windows, {dropped} dropped"

@@ -67,6 +67,10 @@ enum Command {
         /// Turn on the `overlap` label.
         #[arg(long)]
         overlap: bool,
+        /// How far behind the newest audio the 10 ms timeline is decided (ms, 0–3000; server
+        /// default 500): more is more accurate.
+        #[arg(long)]
+        latency_ms: Option<u32>,
         /// Send as fast as the server keeps up instead of in real time.
         #[arg(long)]
         fast: bool,
@@ -190,6 +194,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             hop_ms,
             threshold,
             overlap,
+            latency_ms,
             fast,
             plain,
         } => {
@@ -209,6 +214,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                     threshold,
                     min_voiced: None,
                     overlap: overlap.then_some(true),
+                    latency_ms,
                 },
                 fast,
                 output,

@@ -101,6 +101,35 @@ async fn enroll_list_and_stream() {
     assert_eq!(turns.last().unwrap()["speaker"], "bob", "{turns:?}");
     let summary = messages.last().unwrap();
     assert_eq!(summary["type"], "summary", "{summary}");
+    // The frame timelines of the results, then the summary's tail, tile the stream from 0 to
+    // the last window's end without a gap or an overlap, at 10 ms resolution.
+    let runs: Vec<&serde_json::Value> = of("result")
+        .chain(std::iter::once(summary))
+        .flat_map(|m| m["timeline"].as_array().unwrap())
+        .collect();
+    let at = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap();
+    assert_eq!(at(runs[0], "start"), 0.0, "{runs:?}");
+    for pair in runs.windows(2) {
+        assert!(
+            (at(pair[1], "start") - at(pair[0], "end")).abs() < 1e-6,
+            "{pair:?}"
+        );
+    }
+    for r in &runs {
+        let (a, b) = (at(r, "start"), at(r, "end"));
+        assert!(
+            b > a && ((a * 100.0).round() - a * 100.0).abs() < 1e-6,
+            "{r}"
+        );
+    }
+    let last_end = of("result").map(|r| at(r, "end")).fold(0.0, f64::max);
+    assert!(
+        (at(runs[runs.len() - 1], "end") - last_end).abs() < 1e-6,
+        "{runs:?}"
+    );
+    for name in ["alice", "bob"] {
+        assert!(runs.iter().any(|r| r["speaker"] == name), "{runs:?}");
+    }
     assert_eq!(summary["windows"], 29);
     assert_eq!(summary["dropped"], 0);
     assert!(
@@ -132,6 +161,12 @@ async fn enroll_list_and_stream() {
     );
     assert!(
         plain.contains("summary: 16.0 s of audio, 29 windows, 0 dropped"),
+        "{plain}"
+    );
+    assert!(
+        plain
+            .lines()
+            .any(|l| l.starts_with("frames") && l.contains("alice")),
         "{plain}"
     );
 

@@ -8,6 +8,8 @@
 //! - [`params`]: the session's wire options turned into parameters: the overlap switch, the
 //!   per-speaker-count strictness, and a request's explicit overrides.
 //! - [`turns`]: the online turn smoother over a session's in-order window labels.
+//! - [`timeline`]: frame-accurate labels (10 ms) from the overlapping windows, decided a set
+//!   latency behind the newest audio.
 //! - [`enroll`]: enrollment verdicts (one file, several files) and the speech-weighted profile
 //!   merge.
 //!
@@ -16,6 +18,7 @@
 pub mod enroll;
 pub mod params;
 pub mod scoring;
+pub mod timeline;
 pub mod turns;
 
 pub use diglett_schemas::Label;

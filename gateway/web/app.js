@@ -374,6 +374,7 @@ class Session {
         break;
       case 'summary':
         this.ended = true;
+        addFrames(m.timeline || [], this.offset, this.colors);
         renderSummary(m, this.offset, this.earlierResults, this.earlierTalk);
         break;
       default:
@@ -388,6 +389,8 @@ class Session {
     this.lastEnd = Math.max(this.lastEnd, end);
     // A window is drawn over its newest hop: the blocks tile the timeline.
     addWindowBlock(r, Math.max(start, end - this.hop), end, this.colors);
+    // The frame timeline this result decided (10 ms runs, `latency_ms` behind the window's end).
+    addFrames(r.timeline || [], this.offset, this.colors);
     // Latency as the user sees it: the frame carrying the window's last sample was sent → now.
     const sent = this.sends.find(([t]) => t >= r.end - 1e-3);
     if (sent) {
@@ -555,6 +558,34 @@ function addWindowBlock(r, start, end, colors) {
   growTimeline(end);
 }
 
+/// Frame-timeline runs, drawn as they come; a run continuing the previous one (same label and
+/// speaker, starting where it ended) lengthens it instead of adding an element.
+function addFrames(segments, offset, colors) {
+  const lane = $('lane-frames');
+  for (const s of segments) {
+    const start = offset + s.start;
+    const end = offset + s.end;
+    const last = lane.lastElementChild;
+    if (last && last.dataset.label === s.label && last.dataset.speaker === (s.speaker || '')
+        && Math.abs(parseFloat(last.dataset.end) - start) < 0.005) {
+      last.dataset.end = end.toFixed(2);
+      last.title = `${last.dataset.start}–${end.toFixed(2)} s: ${describe(s.label, s.speaker)}`;
+      place(last, parseFloat(last.dataset.start), end);
+      continue;
+    }
+    const el = document.createElement('div');
+    el.className = `seg frame ${speakerClass(s.label, s.speaker_id, colors)}`;
+    el.dataset.label = s.label;
+    el.dataset.speaker = s.speaker || '';
+    el.dataset.start = start.toFixed(2);
+    el.dataset.end = end.toFixed(2);
+    el.title = `${start.toFixed(2)}–${end.toFixed(2)} s: ${describe(s.label, s.speaker)}`;
+    place(el, start, end);
+    lane.append(el);
+    while (lane.childElementCount > MAX_BLOCKS) lane.firstElementChild.remove();
+  }
+}
+
 function addTurnBlock(turn, colors) {
   const el = document.createElement('div');
   el.className = `seg turn ${speakerClass(turn.label, turn.speaker_id, colors)}`;
@@ -583,6 +614,7 @@ function growTimeline(end) {
   const timeline = $('timeline');
   const width = `${Math.ceil((end + 2) * PX_PER_SECOND)}px`;
   $('lane-windows').style.width = width;
+  $('lane-frames').style.width = width;
   $('lane-turns').style.width = width;
   // Follow the newest result unless the user scrolled back to look at something.
   const atEnd = timeline.scrollLeft + timeline.clientWidth >= timeline.scrollWidth - 3 * PX_PER_SECOND;
@@ -660,6 +692,7 @@ function renderSummary(m, offset, earlierResults, earlierTalk) {
 
 function resetConversation() {
   $('lane-windows').replaceChildren();
+  $('lane-frames').replaceChildren();
   $('lane-turns').replaceChildren();
   $('talk-body').replaceChildren();
   $('summary').hidden = true;

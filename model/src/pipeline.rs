@@ -90,6 +90,8 @@ pub struct WindowAnalysis {
     pub voiced_fraction: f32,
     /// Loudness as received.
     pub loudness: Loudness,
+    /// Silero's speech probability per 32 ms chunk, from the window's start.
+    pub chunk_speech: Vec<f32>,
 }
 
 /// Analyses a batch of windows; each window's result depends only on that window.
@@ -167,6 +169,7 @@ pub fn analyze_windows_with(
                 speech_mean,
                 voiced_fraction: voiced[i],
                 loudness: loudness[i],
+                chunk_speech: p.clone(),
             }
         })
         .collect()

@@ -42,8 +42,8 @@ pub use embed::{
 };
 pub use event::{EventKind, SessionEvent};
 pub use window::{
-    DecisionParams, EnrolledSpeaker, Label, Loudness, SpeakerScore, SpeechProbability, Timing,
-    WindowError, WindowRequest, WindowResult,
+    DecisionParams, EnrolledSpeaker, Label, Loudness, SPEECH_CHUNK_SAMPLES, SpeakerScore,
+    SpeechProbability, Timing, WindowError, WindowRequest, WindowResult,
 };
 
 /// The schema version every message of this crate carries in its `v` field.

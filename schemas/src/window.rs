@@ -192,7 +192,15 @@ pub struct WindowResult {
     /// Set when `label` is `error`.
     #[serde(default)]
     pub error: Option<WindowError>,
+    /// Silero's speech probability for each [`SPEECH_CHUNK_SAMPLES`]-sample chunk of the window,
+    /// from its start (50 for a 1.6 s window; empty for `error` and from older writers). The
+    /// gateway's frame timeline is cut from these.
+    #[serde(default)]
+    pub chunk_speech: Vec<f32>,
 }
+
+/// Samples per [`WindowResult::chunk_speech`] entry (Silero's 32 ms chunk at 16 kHz).
+pub const SPEECH_CHUNK_SAMPLES: usize = 512;
 
 impl WindowResult {
     /// `label` for window `seq` of `session`, one window long from `start`, and nothing else: no
@@ -215,6 +223,7 @@ impl WindowResult {
             loudness: Loudness::default(),
             timing: Timing::default(),
             error: None,
+            chunk_speech: Vec::new(),
         }
     }
 }
@@ -278,6 +287,7 @@ mod tests {
                 kind: ErrorKind::BadPcm,
                 message: "short".into(),
             }),
+            chunk_speech: vec![0.25; 50],
         }
     }
 

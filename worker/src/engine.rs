@@ -58,6 +58,8 @@ pub struct WindowOutput {
     pub voiced_fraction: f32,
     /// Loudness as received.
     pub loudness: Loudness,
+    /// Silero's speech probability per 32 ms chunk.
+    pub chunk_speech: Vec<f32>,
     /// Seconds the batch took.
     pub processing: Duration,
     /// Seconds from receipt to the batch's start.
@@ -94,6 +96,7 @@ pub fn process_windows(
             speech_mean: a.speech_mean,
             voiced_fraction: a.voiced_fraction,
             loudness: a.loudness,
+            chunk_speech: a.chunk_speech,
             processing,
             queue_wait: started.saturating_duration_since(job.received),
             batch_size: jobs.len(),

@@ -145,6 +145,7 @@ pub(crate) fn window_result(req: &WindowRequest, out: &WindowOutput) -> WindowRe
             batch_size: u32::try_from(out.batch_size).unwrap_or(u32::MAX),
         },
         error: None,
+        chunk_speech: out.chunk_speech.clone(),
     }
 }
 

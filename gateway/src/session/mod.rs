@@ -38,6 +38,7 @@ use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use diglett_api::protocol::{self, ClientMessage, ServerMessage, close};
+use diglett_decision::timeline::{Decider, TimelineParams, WindowEvidence};
 use diglett_decision::turns::{Observation, TurnParams, TurnSmoother};
 use diglett_schemas::{
     DecisionParams, EnrolledSpeaker, EventKind, Label, SAMPLE_RATE, SCHEMA_VERSION, SessionEvent,
@@ -248,6 +249,8 @@ pub(crate) struct Session {
     results_sent: u64,
     dropped: u64,
     smoother: TurnSmoother,
+    /// The frame timeline (`result.timeline`).
+    decider: Decider,
     scratch: Vec<f32>,
 }
 
@@ -266,6 +269,18 @@ impl Session {
             f64::from(plan.hop_ms) / 1000.0,
             plan.enrolled.len(),
         );
+        // The threshold the workers label with (defaults, then the client's override).
+        let threshold = diglett_decision::params::resolve(&plan.params, plan.enrolled.len())
+            .map_or(diglett_decision::scoring::DEFAULT_THRESHOLD, |p| {
+                p.threshold
+            });
+        let decider = Decider::new(
+            TimelineParams::default(),
+            threshold,
+            plan.overlap,
+            plan.enrolled.len(),
+            plan.latency_ms,
+        );
         Self {
             id,
             limits,
@@ -283,6 +298,7 @@ impl Session {
             results_sent: 0,
             dropped: 0,
             smoother,
+            decider,
             scratch: Vec::new(),
         }
     }
@@ -388,11 +404,13 @@ impl Session {
                 let talk = self
                     .smoother
                     .talk_seconds(self.windows.total() as f64 / f64::from(SAMPLE_RATE));
+                let tail = self.decider.finish();
                 let summary = self.speakers.summary(
                     self.windows.total(),
                     talk,
                     self.results_sent,
                     self.dropped,
+                    self.speakers.segments(&tail),
                 );
                 if !send(socket, &summary).await {
                     return Ok(gone());
@@ -599,7 +617,16 @@ impl Session {
                 }
                 continue;
             }
-            let msg = self.speakers.result(&r, done.arrival);
+            let mut msg = self.speakers.result(&r, done.arrival);
+            let scores = self.speakers.scores(&r);
+            let segments = self.decider.push(&WindowEvidence {
+                start: r.start,
+                length: r.end - r.start,
+                scores: if r.scores.is_empty() { &[] } else { &scores },
+                chunk_speech: &r.chunk_speech,
+                label: r.label,
+            });
+            msg.timeline = self.speakers.segments(&segments);
             self.results_sent += 1;
             self.metrics.results.inc();
             self.metrics
@@ -608,7 +635,6 @@ impl Session {
             if !send(socket, &ServerMessage::Result(msg)).await {
                 return false;
             }
-            let scores = self.speakers.scores(&r);
             let turn = self.smoother.push(&Observation {
                 start: r.start,
                 end: r.end,

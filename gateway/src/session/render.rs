@@ -1,7 +1,8 @@
 //! What the client is shown: window results, turns and the summary, with the session's
 //! speaker names.
 
-use diglett_api::protocol::{ServerMessage, SpeakerInfo, TurnMsg, WindowResultMsg};
+use diglett_api::protocol::{self, ServerMessage, SpeakerInfo, TurnMsg, WindowResultMsg};
+use diglett_decision::timeline::Segment;
 use diglett_decision::turns::Turn;
 use diglett_schemas::{EnrolledSpeaker, SAMPLE_RATE, WindowResult};
 use tokio::time::Instant;
@@ -88,7 +89,25 @@ impl Speakers {
             volume: r.loudness.dbfs,
             lufs: r.loudness.lufs,
             latency_ms: arrival.elapsed().as_secs_f64() * 1e3,
+            timeline: Vec::new(),
         }
+    }
+
+    /// Frame-timeline runs as the client sees them.
+    pub(crate) fn segments(&self, segments: &[Segment]) -> Vec<protocol::Segment> {
+        segments
+            .iter()
+            .map(|s| {
+                let who = s.speaker.and_then(|i| self.0.get(i));
+                protocol::Segment {
+                    start: s.start,
+                    end: s.end,
+                    label: s.label.as_str().to_owned(),
+                    speaker: who.map(|w| w.name.clone()),
+                    speaker_id: who.map(|w| w.id.clone()),
+                }
+            })
+            .collect()
     }
 
     /// The result's scores in session order (NaN for a speaker without a score), for the turn
@@ -122,6 +141,7 @@ impl Speakers {
         talk: Vec<f64>,
         windows: u64,
         dropped: u64,
+        timeline: Vec<protocol::Segment>,
     ) -> ServerMessage {
         ServerMessage::Summary {
             duration: total as f64 / f64::from(SAMPLE_RATE),
@@ -133,6 +153,7 @@ impl Speakers {
                 .collect(),
             windows,
             dropped,
+            timeline,
         }
     }
 }

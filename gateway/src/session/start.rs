@@ -3,6 +3,7 @@
 
 use diglett_api::protocol::{self, Options, SpeakerRef, Start, close};
 use diglett_decision::params::{SessionOptions, wire_params};
+use diglett_decision::timeline;
 use diglett_schemas::{DecisionParams, EMBEDDING_DIM, EnrolledSpeaker, SAMPLE_RATE};
 
 use super::Fatal;
@@ -19,6 +20,10 @@ pub(crate) struct Plan {
     pub enrolled: Vec<EnrolledSpeaker>,
     pub params: DecisionParams,
     pub hop_ms: u32,
+    /// How far behind the newest audio the frame timeline is decided.
+    pub latency_ms: u32,
+    /// Whether `overlap` may be reported.
+    pub overlap: bool,
 }
 
 impl Plan {
@@ -41,7 +46,7 @@ pub(crate) async fn prepare(store: &Store, tenant: &str, start: Start) -> Result
             protocol::SPEAKERS_RANGE.end()
         )));
     }
-    let (hop_ms, options) = options(&start.options)?;
+    let (hop_ms, latency_ms, options) = options(&start.options)?;
     let mut enrolled = Vec::with_capacity(start.speakers.len());
     for s in start.speakers {
         enrolled.push(match s {
@@ -59,14 +64,24 @@ pub(crate) async fn prepare(store: &Store, tenant: &str, start: Start) -> Result
         enrolled,
         params: wire_params(&options),
         hop_ms,
+        latency_ms,
+        overlap: options.overlap,
     })
 }
 
-/// The hop and the decision options, range-checked.
-pub(crate) fn options(opts: &Options) -> Result<(u32, SessionOptions), Fatal> {
+/// The hop, the timeline's latency and the decision options, range-checked.
+pub(crate) fn options(opts: &Options) -> Result<(u32, u32, SessionOptions), Fatal> {
     let hop_ms = opts.hop_ms.unwrap_or(protocol::DEFAULT_HOP_MS);
     if !protocol::HOP_MS_RANGE.contains(&hop_ms) {
         return Err(bad_start(format!("hop_ms {hop_ms} is outside 250-1600")));
+    }
+    let latency_ms = opts.latency_ms.unwrap_or(timeline::DEFAULT_LATENCY_MS);
+    if !timeline::LATENCY_MS_RANGE.contains(&latency_ms) {
+        return Err(bad_start(format!(
+            "latency_ms {latency_ms} is outside {}-{}",
+            timeline::LATENCY_MS_RANGE.start(),
+            timeline::LATENCY_MS_RANGE.end()
+        )));
     }
     for (name, v, lo, hi) in [
         ("threshold", opts.threshold, -1.0, 1.0),
@@ -78,6 +93,7 @@ pub(crate) fn options(opts: &Options) -> Result<(u32, SessionOptions), Fatal> {
     }
     Ok((
         hop_ms,
+        latency_ms,
         SessionOptions {
             threshold: opts.threshold,
             min_voiced: opts.min_voiced,
@@ -155,8 +171,15 @@ mod tests {
 
     #[test]
     fn options_are_range_checked() {
-        let (hop, o) = options(&Options::default()).unwrap();
-        assert_eq!((hop, o.overlap), (protocol::DEFAULT_HOP_MS, false));
+        let (hop, latency, o) = options(&Options::default()).unwrap();
+        assert_eq!(
+            (hop, latency, o.overlap),
+            (
+                protocol::DEFAULT_HOP_MS,
+                timeline::DEFAULT_LATENCY_MS,
+                false
+            )
+        );
         for bad in [
             Options {
                 hop_ms: Some(100),
@@ -168,6 +191,10 @@ mod tests {
             },
             Options {
                 min_voiced: Some(-0.1),
+                ..Options::default()
+            },
+            Options {
+                latency_ms: Some(3001),
                 ..Options::default()
             },
         ] {

@@ -122,6 +122,8 @@ fn session(max_in_flight: usize) -> Harness {
         .unwrap(),
         enrolled: vec![speaker("a", 0.0), speaker("b", 1.0)],
         params: wire_params(&SessionOptions::default()),
+        latency_ms: diglett_decision::timeline::DEFAULT_LATENCY_MS,
+        overlap: false,
         hop_ms: 500,
     };
     let limits = Limits {

@@ -456,6 +456,14 @@ async fn page_enrolls_from_the_microphone_and_shows_who_speaks() {
         )
         .await;
     let blocks = blocks.as_array().unwrap();
+    let frames = browser
+        .js(
+            "return [...document.querySelectorAll('#lane-frames .seg')].map(e => ({
+               label: e.dataset.label, speaker: e.dataset.speaker,
+               start: parseFloat(e.dataset.start), end: parseFloat(e.dataset.end)}))",
+        )
+        .await;
+    let frames = frames.as_array().unwrap().clone();
     let errors = browser
         .js("return document.getElementById('error').hidden ? '' : document.getElementById('error').textContent")
         .await;
@@ -561,6 +569,29 @@ async fn page_enrolls_from_the_microphone_and_shows_who_speaks() {
         silent.iter().all(|b| label(b) == "silence"),
         "a silent window was not `silence`: {blocks:?}"
     );
+    // The frame lane: runs in time order that never overlap, cover most of the conversation
+    // (all of it but each connection's last `latency_ms`, which a dropped connection never
+    // decides) and show the voice and the silences.
+    let num = |b: &Value, k: &str| b[k].as_f64().unwrap();
+    assert!(
+        frames
+            .windows(2)
+            .all(|p| num(&p[1], "start") >= num(&p[0], "end") - 0.005),
+        "frame runs overlap or are out of order: {frames:?}"
+    );
+    let covered: f64 = frames.iter().map(|f| num(f, "end") - num(f, "start")).sum();
+    let streamed = blocks.len() as f64 * 0.5;
+    assert!(
+        covered >= 0.8 * streamed,
+        "frame runs cover {covered:.1} s of ~{streamed:.1} s: {frames:?}"
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|f| label(f) == "speaker" && f["speaker"] == NAME),
+        "{frames:?}"
+    );
+    assert!(frames.iter().any(|f| label(f) == "silence"), "{frames:?}");
     // The big display showed the voice and the silence.
     assert!(shown.contains(&format!("speaker:{NAME}")), "{shown:?}");
     assert!(shown.contains("silence:Silence"), "{shown:?}");
