@@ -29,11 +29,9 @@ use diglett_audio::{self as frontend, DecodeOptions};
 use diglett_decision::scoring::{self, DecisionParams, Label, score_all};
 use diglett_decision::turns::{Observation, TurnParams, TurnSmoother};
 use diglett_model::encoder::{Embedding, WINDOW_SAMPLES};
-use diglett_model::enroll;
 use diglett_tools::diarization::{
     FRAME_S, FrameCounts, Reference, Span, ratio, score_frames, span_audio,
 };
-use diglett_tools::eval;
 use diglett_tools::study::{self, Models, normalised};
 
 /// 16 kHz as usize, for sample ↔ second conversions.
@@ -212,150 +210,18 @@ fn header() {
     println!("|---|---|---|---|---|---|---|---|---|---|");
 }
 
-/// A small deterministic generator (64-bit LCG, Knuth's MMIX constants) so the synthetic set is
-/// the same on every run without a `rand` dependency.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next_f64(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn uniform(&mut self, a: f64, b: f64) -> f64 {
-        a + (b - a) * self.next_f64()
-    }
-    fn below(&mut self, n: usize) -> usize {
-        ((self.next_f64() * n as f64) as usize).min(n.saturating_sub(1))
-    }
-}
-
-/// A speaker's turn material: the speech span (VAD first start to last end) of each of their
-/// utterances but the first (the enrollment one), and a cursor through them.
-struct Material {
-    utterances: Vec<Vec<f32>>,
-    utt: usize,
-    pos: usize,
-}
-
-impl Material {
-    /// The next `len` samples of this speaker's speech (moving to the next utterance when the
-    /// current one has too little left; shorter if no utterance is that long).
-    fn take(&mut self, len: usize) -> Vec<f32> {
-        for _ in 0..=self.utterances.len() {
-            let u = &self.utterances[self.utt];
-            if self.pos + len <= u.len() {
-                let out = u[self.pos..self.pos + len].to_vec();
-                self.pos += len;
-                return out;
-            }
-            self.utt = (self.utt + 1) % self.utterances.len();
-            self.pos = 0;
-        }
-        let u = &self.utterances[self.utt];
-        u[..len.min(u.len())].to_vec()
-    }
-}
-
-/// The synthetic set: `N_CONVERSATIONS` conversations of 2 or 3 speakers.
+/// The synthetic set: `N_CONVERSATIONS` conversations of 2 or 3 speakers (`study::synthetic`).
 fn synthetic(m: &Models, data: &Path) -> Result<Vec<Conversation>, String> {
-    let speakers = eval::load_speakers(&data.join("speakers")).map_err(|e| e.to_string())?;
-    if speakers.len() < 3 {
-        return Err("need ≥ 3 speakers in data/speakers".into());
-    }
-    let enrolled: Vec<Embedding> = speakers
-        .iter()
-        .map(|s| {
-            let mut speech = enroll::preprocess(&m.vad, &m.compute, &s.utterances[0].1).speech;
-            speech.truncate((ENROLL_S * SR as f64) as usize);
-            m.embed_speech(&speech)
-        })
-        .collect();
-    let mut material: Vec<Material> = speakers
-        .iter()
-        .map(|s| Material {
-            utterances: s.utterances[1..]
-                .iter()
-                .map(|(_, wav)| {
-                    let segs = enroll::preprocess(&m.vad, &m.compute, wav).segments;
-                    match (segs.first(), segs.last()) {
-                        (Some(a), Some(b)) => wav[a.start..b.end].to_vec(),
-                        _ => wav.clone(),
-                    }
-                })
-                .collect(),
-            utt: 0,
-            pos: 0,
-        })
-        .collect();
-    let mut rng = Lcg(0x05ee_dd1a_1e77);
-    let mut convs = Vec::new();
-    let secs = |x: f64| (x * SR as f64) as usize;
-    for ci in 0..N_CONVERSATIONS {
-        let n = if ci % 2 == 0 { 2 } else { 3 };
-        // Distinct speakers, rotating through the corpus.
-        let mut who: Vec<usize> = Vec::new();
-        while who.len() < n {
-            let s = rng.below(speakers.len());
-            if !who.contains(&s) {
-                who.push(s);
-            }
-        }
-        let mut wav: Vec<f32> = Vec::new();
-        let mut spans: Vec<(usize, usize, usize)> = Vec::new(); // (start, end, local speaker)
-        let mut last: Option<usize> = None;
-        while (wav.len() as f64) < CONVERSATION_S * SR as f64 {
-            // The next speaker is never the previous one.
-            let mut s = rng.below(n);
-            if Some(s) == last {
-                s = (s + 1 + rng.below(n - 1)) % n;
-            }
-            last = Some(s);
-            let r = rng.next_f64();
-            let pause = if r < 0.25 {
-                0.0
-            } else if r < 0.85 {
-                rng.uniform(0.1, 0.7)
-            } else {
-                rng.uniform(1.0, 3.0)
-            };
-            // One in six turns is a one-word interjection ("yeah", "right").
-            let len = if rng.next_f64() < 1.0 / 6.0 {
-                rng.uniform(0.3, 0.9)
-            } else {
-                rng.uniform(1.0, 8.0)
-            };
-            wav.extend(std::iter::repeat_n(0.0f32, secs(pause)));
-            let speech = material[who[s]].take(secs(len));
-            spans.push((wav.len(), wav.len() + speech.len(), s));
-            wav.extend(speech);
-        }
-        wav.extend(std::iter::repeat_n(0.0f32, secs(1.0)));
-        // A faint noise floor (≈ −80 dBFS) so pauses are not digital silence.
-        for x in &mut wav {
-            *x += (rng.next_f64() as f32 - 0.5) * 2e-4;
-        }
-        let n_frames = (wav.len() as f64 / SR as f64 / FRAME_S).floor() as usize;
-        let frame_ref = (0..n_frames)
-            .map(|i| {
-                let t = ((i as f64 + 0.5) * FRAME_S * SR as f64) as usize;
-                spans
-                    .iter()
-                    .filter(|(a, b, _)| *a <= t && t < *b)
-                    .map(|x| x.2)
-                    .collect()
+    Ok(
+        study::synthetic(m, data, N_CONVERSATIONS, CONVERSATION_S, ENROLL_S)?
+            .into_iter()
+            .map(|c| Conversation {
+                windows: label_windows(m, &c.wav, &c.enrolled),
+                frame_ref: c.frame_ref,
+                n_speakers: c.enrolled.len(),
             })
-            .collect();
-        let local: Vec<Embedding> = who.iter().map(|&s| enrolled[s]).collect();
-        convs.push(Conversation {
-            frame_ref,
-            windows: label_windows(m, &wav, &local),
-            n_speakers: n,
-        });
-    }
-    Ok(convs)
+            .collect(),
+    )
 }
 
 /// `sample.wav`, each speaker enrolled from their first 5 s of single-speaker speech (the same

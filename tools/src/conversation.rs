@@ -6,7 +6,11 @@
 //!    ([`Reference::solo_spans`]), the way a user records a 5 s sample.
 //! 2. The recording is streamed over the WebSocket with those profiles, in real time (a
 //!    microphone) or `--fast`.
-//! 3. Four timelines are scored every 10 ms against the RTTM ([`score_frames`]):
+//! 3. Five timelines are scored every 10 ms against the RTTM ([`score_frames_for`]; a speaker
+//!    with under [`MIN_ENROLL_SECONDS`] of solo speech is not enrolled, and their frames are
+//!    right when labelled `unknown`):
+//!    - **frame timeline**: the `timeline` runs of every `result` and of the summary, the
+//!      service's frame-accurate answer (decided `latency_ms` behind the newest audio);
 //!    - **raw windows**: each window's label from its centre to the next window's centre (the
 //!      convention of `docs/turns.md`);
 //!    - **smoothed turns**: each `turn` from its (backdated) start to the next;
@@ -19,7 +23,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::diarization::{FrameCounts, Reference, Span, score_frames, span_audio};
+use crate::diarization::{FrameCounts, Reference, Span, score_frames_for, span_audio};
 use diglett_api::protocol::{Options, ServerMessage, SpeakerRef};
 use diglett_audio::{self as frontend, DecodeOptions};
 use diglett_client::Client;
@@ -32,8 +36,9 @@ use crate::session::{self, Audio, Pacing, Plan, Record};
 
 /// Seconds of single-speaker speech each speaker enrolls with (the product's ~5 s sample).
 pub const DEFAULT_ENROLL_SECONDS: f64 = 5.0;
-/// Less enrollment speech than this is refused (the service calls < 2 s `too_short`).
-const MIN_ENROLL_SECONDS: f64 = 1.0;
+/// A speaker with less single-speaker speech than this in the recording is not enrolled (as a
+/// participant who never gave a sample): their frames are right when labelled `unknown`.
+pub const MIN_ENROLL_SECONDS: f64 = 1.0;
 
 /// What to evaluate.
 #[derive(Debug, Clone)]
@@ -82,19 +87,27 @@ impl Error {
     }
 }
 
-/// One enrolled speaker.
+/// One reference speaker and their enrollment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Enrolled {
     /// RTTM name (also the profile's name).
     pub name: String,
-    /// Profile id.
+    /// Profile id (empty: not enrolled, too little single-speaker speech).
     pub id: String,
     /// Seconds of the recording uploaded.
     pub upload_seconds: f64,
     /// Speech the service found in it.
     pub speech_seconds: f32,
-    /// The service's verdict.
+    /// The service's verdict (`not enrolled` when the recording had too little of them).
     pub verdict: String,
+}
+
+impl Enrolled {
+    /// Whether a profile was made.
+    #[must_use]
+    pub fn is_enrolled(&self) -> bool {
+        !self.id.is_empty()
+    }
 }
 
 /// One timeline's frame scores (shares 0–1).
@@ -143,10 +156,13 @@ pub struct Counts {
     pub overlapped: usize,
     /// … labelled overlap.
     pub overlapped_overlap: usize,
-    /// … given to one speaker.
+    /// … given to one of the overlapping speakers.
     pub overlapped_one: usize,
     /// Changes of the reference speaker set.
     pub reference_changes: usize,
+    /// Single-speaker frames of speakers who were not enrolled.
+    #[serde(default)]
+    pub single_unenrolled: usize,
 }
 
 impl Timeline {
@@ -174,6 +190,7 @@ impl Timeline {
                 overlapped_overlap: c.both_overlap,
                 overlapped_one: c.both_one,
                 reference_changes: c.ref_changes,
+                single_unenrolled: c.single_unenrolled,
             },
         }
     }
@@ -245,7 +262,10 @@ pub struct Labelled {
 /// for a turn the end of the latest window received with it (a turn's own `end` is the
 /// confirming window's centre + hop, 0.3 s short of that window's end at the default hop).
 pub fn labels(record: &Record, ids: &[String], real_time: bool) -> (Vec<Labelled>, Vec<Labelled>) {
-    let index = |id: &Option<String>| id.as_ref().and_then(|id| ids.iter().position(|x| x == id));
+    let index = |id: &Option<String>| {
+        id.as_ref()
+            .and_then(|id| ids.iter().position(|x| x == id && !x.is_empty()))
+    };
     let half = WINDOW_SAMPLES as f64 / f64::from(SAMPLE_RATE) / 2.0;
     let (mut raw, mut turns) = (Vec::new(), Vec::new());
     let mut audio_end = 0.0f64;
@@ -273,6 +293,45 @@ pub fn labels(record: &Record, ids: &[String], real_time: bool) -> (Vec<Labelled
         }
     }
     (raw, turns)
+}
+
+/// The frame timeline of a session: every `result`'s `timeline` and the summary's tail, as
+/// spans (each run from its start; `silence` after the last run).
+pub fn frame_timeline(record: &Record, ids: &[String]) -> Vec<Span> {
+    let index = |id: &Option<String>| {
+        id.as_ref()
+            .and_then(|id| ids.iter().position(|x| x == id && !x.is_empty()))
+    };
+    let mut spans = Vec::new();
+    let mut end = 0.0f64;
+    for a in &record.messages {
+        let segments = match &a.msg {
+            ServerMessage::Result(r) => &r.timeline,
+            ServerMessage::Summary { timeline, .. } => timeline,
+            _ => continue,
+        };
+        for s in segments {
+            if s.start > end + 1e-9 {
+                spans.push(Span {
+                    start: end,
+                    label: Label::Silence,
+                    speaker: None,
+                });
+            }
+            spans.push(Span {
+                start: s.start,
+                label: parse_label(&s.label).unwrap_or(Label::Unknown),
+                speaker: index(&s.speaker_id),
+            });
+            end = end.max(s.end);
+        }
+    }
+    spans.push(Span {
+        start: end,
+        label: Label::Silence,
+        speaker: None,
+    });
+    spans
 }
 
 /// Spans from labels: from their labelled time, or (`live`) from when they were known.
@@ -309,7 +368,7 @@ pub async fn evaluate(client: &Client, args: &Args) -> Result<Report, Error> {
 
     let mut enrolled = Vec::new();
     let result = run(client, args, &wav, &reference, &mut enrolled).await;
-    for e in &enrolled {
+    for e in enrolled.iter().filter(|e| e.is_enrolled()) {
         if let Err(err) = client.delete(&e.id).await {
             eprintln!(
                 "warning: could not delete profile {} ({}): {err}",
@@ -332,9 +391,17 @@ async fn run(
         let audio = span_audio(wav, SAMPLE_RATE, &spans);
         let seconds = audio.len() as f64 / f64::from(SAMPLE_RATE);
         if seconds < MIN_ENROLL_SECONDS {
-            return Err(Error::Input(format!(
-                "speaker {name} speaks alone for only {seconds:.1} s in the recording"
-            )));
+            eprintln!(
+                "note: speaker {name} speaks alone for only {seconds:.1} s in the recording: not enrolled"
+            );
+            enrolled.push(Enrolled {
+                name: name.clone(),
+                id: String::new(),
+                upload_seconds: seconds,
+                speech_seconds: 0.0,
+                verdict: "not enrolled".into(),
+            });
+            continue;
         }
         let (resp, _) = client
             .enroll_recordings(name, vec![(format!("{name}.wav"), wav_bytes(&audio))])
@@ -347,7 +414,14 @@ async fn run(
             verdict: resp.verdict,
         });
     }
+    // By reference index; "" for a speaker who was not enrolled.
     let ids: Vec<String> = enrolled.iter().map(|e| e.id.clone()).collect();
+    let mask: Vec<bool> = enrolled.iter().map(Enrolled::is_enrolled).collect();
+    if !mask.contains(&true) {
+        return Err(Error::Input(format!(
+            "no speaker speaks alone for {MIN_ENROLL_SECONDS} s in the recording"
+        )));
+    }
 
     let samples = args.max_seconds.map_or(wav.len(), |s| {
         ((s * f64::from(SAMPLE_RATE)) as usize).min(wav.len())
@@ -356,7 +430,12 @@ async fn run(
     let url = client.stream_url().map_err(Error::Client)?.to_string();
     let plan = Plan {
         url,
-        speakers: ids.iter().cloned().map(SpeakerRef::Id).collect(),
+        speakers: ids
+            .iter()
+            .filter(|id| !id.is_empty())
+            .cloned()
+            .map(SpeakerRef::Id)
+            .collect(),
         options: args.options,
         pacing: args.pacing,
     };
@@ -366,17 +445,26 @@ async fn run(
     let frame_ref = reference.frames(Reference::n_frames(seconds));
     let real_time = args.pacing == Pacing::RealTime;
     let (raw, turns) = labels(&record, &ids, real_time);
-    let timelines: Vec<Timeline> = [
-        ("raw windows", &raw, false),
-        ("smoothed turns", &turns, false),
-        ("raw windows, live", &raw, true),
-        ("smoothed turns, live", &turns, true),
-    ]
-    .into_iter()
-    .map(|(name, spans, live)| {
-        Timeline::new(name, &score_frames(&frame_ref, &timeline(spans, live)))
-    })
-    .collect();
+    let frames = frame_timeline(&record, &ids);
+    let mut timelines = vec![Timeline::new(
+        "frame timeline",
+        &score_frames_for(&frame_ref, &frames, &mask),
+    )];
+    timelines.extend(
+        [
+            ("raw windows", &raw, false),
+            ("smoothed turns", &turns, false),
+            ("raw windows, live", &raw, true),
+            ("smoothed turns, live", &turns, true),
+        ]
+        .into_iter()
+        .map(|(name, spans, live)| {
+            Timeline::new(
+                name,
+                &score_frames_for(&frame_ref, &timeline(spans, live), &mask),
+            )
+        }),
+    );
     let delay = |l: &[Labelled]| {
         SecondsSummary::of(&l.iter().map(|x| x.known - x.from).collect::<Vec<_>>())
     };
@@ -475,11 +563,118 @@ pub fn markdown(r: &Report) -> String {
     s
 }
 
+/// Frame counts of the timeline `name` summed over `reports` (recordings without it add
+/// nothing): the pooled figures of several recordings.
+#[must_use]
+pub fn pooled(reports: &[Report], name: &str) -> Counts {
+    let mut p = Counts {
+        single: 0,
+        right: 0,
+        wrong: 0,
+        single_overlap: 0,
+        nonspeech: 0,
+        false_alarm: 0,
+        overlapped: 0,
+        overlapped_overlap: 0,
+        overlapped_one: 0,
+        reference_changes: 0,
+        single_unenrolled: 0,
+    };
+    for c in reports
+        .iter()
+        .filter_map(|r| r.timelines.iter().find(|t| t.name == name))
+        .map(|t| t.counts)
+    {
+        p.single += c.single;
+        p.right += c.right;
+        p.wrong += c.wrong;
+        p.single_overlap += c.single_overlap;
+        p.nonspeech += c.nonspeech;
+        p.false_alarm += c.false_alarm;
+        p.overlapped += c.overlapped;
+        p.overlapped_overlap += c.overlapped_overlap;
+        p.overlapped_one += c.overlapped_one;
+        p.reference_changes += c.reference_changes;
+        p.single_unenrolled += c.single_unenrolled;
+    }
+    p
+}
+
+/// Several recordings as one Markdown table: per recording (and pooled over all) the
+/// single-speaker accuracy and non-speech false alarm of each timeline that is not live.
+pub fn pooled_markdown(reports: &[Report]) -> String {
+    const NAMES: [&str; 3] = ["frame timeline", "raw windows", "smoothed turns"];
+    let pct = |n: usize, d: usize| {
+        if d == 0 {
+            "–".to_owned()
+        } else {
+            format!("{:.1}%", 100.0 * crate::diarization::ratio(n, d))
+        }
+    };
+    let cells = |c: &Counts| {
+        format!(
+            "{} / {}",
+            pct(c.right, c.single),
+            pct(c.false_alarm, c.nonspeech)
+        )
+    };
+    let mut s = String::from(
+        "single-speaker frames right / non-speech frames given to a speaker; overlapped frames \
+         named as one of their speakers (frame timeline)\n\n\
+         | recording | speakers (enrolled) | single-speaker / non-speech / overlapped s |",
+    );
+    for n in NAMES {
+        s += &format!(" {n} |");
+    }
+    s += " overlapped: one of them |";
+    s += "\n|---|---|---|";
+    s += &"---|".repeat(NAMES.len() + 1);
+    s += "\n";
+    let secs = |c: &Counts| {
+        format!(
+            "{:.1} / {:.1} / {:.1}",
+            c.single as f64 / 100.0,
+            c.nonspeech as f64 / 100.0,
+            c.overlapped as f64 / 100.0
+        )
+    };
+    for r in reports {
+        let name = Path::new(&r.audio)
+            .file_name()
+            .map_or_else(|| r.audio.clone(), |f| f.to_string_lossy().into_owned());
+        let enrolled = r.speakers.iter().filter(|e| e.is_enrolled()).count();
+        let first = pooled(std::slice::from_ref(r), NAMES[0]);
+        s += &format!(
+            "| {name} | {} ({enrolled}) | {} |",
+            r.speakers.len(),
+            secs(&first)
+        );
+        for n in NAMES {
+            s += &format!(" {} |", cells(&pooled(std::slice::from_ref(r), n)));
+        }
+        s += &format!(" {} |", pct(first.overlapped_one, first.overlapped));
+        s += "\n";
+    }
+    let all = pooled(reports, NAMES[0]);
+    let speakers: usize = reports.iter().map(|r| r.speakers.len()).sum();
+    let enrolled: usize = reports
+        .iter()
+        .map(|r| r.speakers.iter().filter(|e| e.is_enrolled()).count())
+        .sum();
+    s += &format!("| **pooled** | {speakers} ({enrolled}) | {} |", secs(&all));
+    for n in NAMES {
+        s += &format!(" **{}** |", cells(&pooled(reports, n)));
+    }
+    s += &format!(" **{}** |", pct(all.overlapped_one, all.overlapped));
+    s += "\n";
+    s
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use diglett_api::protocol::{TurnMsg, WindowResultMsg};
+    use diglett_api::protocol::{self, TurnMsg, WindowResultMsg};
     use session::Arrival;
     use std::time::{Duration, Instant};
 
@@ -498,7 +693,22 @@ mod tests {
             volume: -20.0,
             lufs: -20.0,
             latency_ms: 1.0,
+            timeline: Vec::new(),
         })
+    }
+
+    /// A session record at hop 0.5 s of these messages.
+    fn record(t0: Instant, messages: Vec<Arrival>) -> Record {
+        Record {
+            session: "s".into(),
+            hop_ms: 500,
+            speakers: vec![],
+            t0,
+            frames_sent: vec![],
+            samples_sent: 0,
+            messages,
+            close: None,
+        }
     }
 
     fn turn(start: f64, end: f64, label: &str, id: Option<&str>) -> ServerMessage {
@@ -523,19 +733,12 @@ mod tests {
             (2.70, result(3, "speaker", Some("stranger"))),
             (2.75, turn(1.55, 2.6, "overlap", Some("id-b"))),
         ];
-        let record = Record {
-            session: "s".into(),
-            hop_ms: 500,
-            speakers: vec![],
+        let record = record(
             t0,
-            frames_sent: vec![],
-            samples_sent: 0,
-            messages: msgs
-                .into_iter()
+            msgs.into_iter()
                 .map(|(s, msg)| Arrival { at: at(s), msg })
                 .collect(),
-            close: None,
-        };
+        );
         let ids = ["id-a".to_owned(), "id-b".to_owned()];
         let (raw, turns) = labels(&record, &ids, true);
         assert_eq!(raw.len(), 4);
@@ -573,7 +776,7 @@ mod tests {
         let frame_ref: Vec<Vec<usize>> = (0..300)
             .map(|i| if i < 150 { vec![0] } else { vec![1] })
             .collect();
-        let c = score_frames(&frame_ref, &timeline(&turns, false));
+        let c = crate::diarization::score_frames(&frame_ref, &timeline(&turns, false));
         // Turn a from 0.0, overlap from 1.55: frames 0..155 a (150 right), 155.. overlap.
         assert_eq!(c.right, 150);
         assert_eq!(c.single_overlap, 145);
@@ -586,5 +789,95 @@ mod tests {
         assert!(t.nonspeech_false_alarm.is_nan());
         assert_eq!(parse_label("overlap"), Some(Label::Overlap));
         assert_eq!(parse_label("nope"), None);
+    }
+
+    fn seg(start: f64, end: f64, label: &str, id: Option<&str>) -> protocol::Segment {
+        protocol::Segment {
+            start,
+            end,
+            label: label.into(),
+            speaker: id.map(str::to_owned),
+            speaker_id: id.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn frame_timeline_joins_results_and_summary_and_pools() {
+        let t0 = Instant::now();
+        let mut r0 = result(0, "speaker", Some("id-a"));
+        let mut r1 = result(1, "speaker", Some("id-b"));
+        if let ServerMessage::Result(r) = &mut r0 {
+            r.timeline = vec![
+                seg(0.0, 0.7, "silence", None),
+                seg(0.7, 1.1, "speaker", Some("id-a")),
+            ];
+        }
+        if let ServerMessage::Result(r) = &mut r1 {
+            r.timeline = vec![seg(1.1, 1.6, "speaker", Some("id-b"))];
+        }
+        let summary = ServerMessage::Summary {
+            duration: 2.1,
+            talk_time: Default::default(),
+            windows: 2,
+            dropped: 0,
+            timeline: vec![seg(1.6, 2.1, "unknown", None)],
+        };
+        let record = record(
+            t0,
+            [r0, r1, summary]
+                .into_iter()
+                .map(|msg| Arrival { at: t0, msg })
+                .collect(),
+        );
+        let ids = ["id-a".to_owned(), "id-b".to_owned()];
+        let spans = frame_timeline(&record, &ids);
+        let got: Vec<(f64, Label, Option<usize>)> = spans
+            .iter()
+            .map(|s| (s.start, s.label, s.speaker))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0.0, Label::Silence, None),
+                (0.7, Label::Speaker, Some(0)),
+                (1.1, Label::Speaker, Some(1)),
+                (1.6, Label::Unknown, None),
+                (2.1, Label::Silence, None),
+            ]
+        );
+        // a speaks 0.5–1.1 s, b 1.1–2.1 s: a's first 0.2 s is missed, b's last 0.5 s unknown.
+        let frame_ref: Vec<Vec<usize>> = (0..210)
+            .map(|i| match i {
+                50..110 => vec![0],
+                110.. => vec![1],
+                _ => vec![],
+            })
+            .collect();
+        let c = score_frames_for(&frame_ref, &spans, &[true, true]);
+        assert_eq!((c.single, c.right, c.none, c.false_alarm), (160, 90, 50, 0));
+        let report = |audio: &str| Report {
+            audio: audio.into(),
+            rttm: String::new(),
+            seconds: 2.1,
+            pacing: "fast".into(),
+            hop_ms: 500,
+            options: Options::default(),
+            speakers: vec![],
+            windows: 2,
+            dropped: 0,
+            turns: 0,
+            timelines: vec![Timeline::new("frame timeline", &c)],
+            raw_label_delay_s: SecondsSummary::of(&[]),
+            turn_label_delay_s: SecondsSummary::of(&[]),
+            result_latency_ms: LatencyHistogram::default().summary(),
+        };
+        let reports = [report("x/a.wav"), report("b.wav")];
+        let p = pooled(&reports, "frame timeline");
+        assert_eq!((p.single, p.right, p.nonspeech), (320, 180, 100));
+        assert_eq!(pooled(&reports, "raw windows").single, 0);
+        let md = pooled_markdown(&reports);
+        assert!(md.contains("| a.wav | 0 (0) | 1.6 / 0.5 / 0.0 | 5"), "{md}");
+        assert!(md.contains("% / 0.0% | – / – |"), "{md}");
+        assert!(md.contains("| **pooled** |"), "{md}");
     }
 }

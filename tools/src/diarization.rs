@@ -227,12 +227,15 @@ pub struct FrameCounts {
     pub both: usize,
     /// … labelled `overlap`.
     pub both_overlap: usize,
-    /// … labelled `speaker` (one voice named).
+    /// … labelled `speaker`, naming one of the overlapping voices.
     pub both_one: usize,
     /// Label changes in the timeline, frame to frame (fragmentation).
     pub changes: usize,
     /// Changes of the reference speaker set, frame to frame.
     pub ref_changes: usize,
+    /// Single-speaker frames of a speaker who was not enrolled (right when `unknown`; counted
+    /// in `single`, and in `right` when so labelled).
+    pub single_unenrolled: usize,
 }
 
 impl FrameCounts {
@@ -249,6 +252,7 @@ impl FrameCounts {
         self.both_one += o.both_one;
         self.changes += o.changes;
         self.ref_changes += o.ref_changes;
+        self.single_unenrolled += o.single_unenrolled;
     }
 
     /// Share (0–1) of single-speaker frames given to the right speaker.
@@ -284,6 +288,19 @@ pub fn ratio(n: usize, d: usize) -> f64 {
 /// ([`Reference::frames`]): frame `i` (centre `(i + ½) · FRAME_S`) takes the label of the last
 /// span starting at or before its centre, `silence` before the first.
 pub fn score_frames(frame_ref: &[Vec<usize>], spans: &[Span]) -> FrameCounts {
+    score_frames_for(frame_ref, spans, &[])
+}
+
+/// [`score_frames`] where `enrolled[i]` says whether reference speaker `i` was enrolled (missing
+/// entries: enrolled). A frame where only a speaker who was not enrolled speaks is right when
+/// labelled `unknown` — the service cannot name a voice it was never given — and wrong when
+/// given to an enrolled speaker.
+pub fn score_frames_for(
+    frame_ref: &[Vec<usize>],
+    spans: &[Span],
+    enrolled: &[bool],
+) -> FrameCounts {
+    let is_enrolled = |i: usize| enrolled.get(i).copied().unwrap_or(true);
     let mut c = FrameCounts::default();
     let mut j = 0usize; // spans[..j] start ≤ t
     let mut prev: Option<(Label, Option<usize>)> = None;
@@ -308,6 +325,16 @@ pub fn score_frames(frame_ref: &[Vec<usize>], spans: &[Span]) -> FrameCounts {
                 c.none += 1;
                 c.false_alarm += usize::from(matches!(l, Label::Speaker | Label::Overlap));
             }
+            1 if !is_enrolled(r[0]) => {
+                c.single += 1;
+                c.single_unenrolled += 1;
+                match l {
+                    Label::Unknown => c.right += 1,
+                    Label::Speaker => c.wrong += 1,
+                    Label::Overlap => c.single_overlap += 1,
+                    Label::Silence | Label::Error | Label::Other => {}
+                }
+            }
             1 => {
                 c.single += 1;
                 match l {
@@ -321,8 +348,12 @@ pub fn score_frames(frame_ref: &[Vec<usize>], spans: &[Span]) -> FrameCounts {
                 c.both += 1;
                 match l {
                     Label::Overlap => c.both_overlap += 1,
-                    Label::Speaker => c.both_one += 1,
-                    Label::Unknown | Label::Silence | Label::Error | Label::Other => {}
+                    Label::Speaker if spk.is_some_and(|s| r.contains(&s)) => c.both_one += 1,
+                    Label::Speaker
+                    | Label::Unknown
+                    | Label::Silence
+                    | Label::Error
+                    | Label::Other => {}
                 }
             }
         }
@@ -440,6 +471,13 @@ SPEAKER conv 1 6.00 4.00 <NA> <NA> bob <NA> <NA>
         let mut twice = c;
         twice.add(&c);
         assert_eq!((twice.single, twice.false_alarm), (12, 2));
+        // Speaker 1 not enrolled: frame 7 (given to them) is now wrong, frames 8 and 9 (unknown)
+        // are right; speaker 0's frames score as before.
+        let u = score_frames_for(&r, &spans, &[true, false]);
+        assert_eq!(u.single_unenrolled, 3);
+        assert_eq!((u.single, u.right, u.wrong), (6, 4, 1));
+        assert_eq!(u.false_alarm, 1);
+        assert_eq!(score_frames_for(&r, &spans, &[true, true]), c);
     }
 
     #[test]

@@ -143,6 +143,7 @@ async fn run(
             min_voiced: Some(0.0),
             overlap: Some(false),
             threshold: None,
+            latency_ms: None,
         },
         pacing: Pacing::Fast,
     });

@@ -32,24 +32,17 @@ enum Command {
         audio: PathBuf,
         /// Its who-spoke-when reference (RTTM).
         rttm: PathBuf,
-        /// Send as fast as the server keeps up instead of in real time.
-        #[arg(long)]
-        fast: bool,
-        /// Stream only the first this many seconds.
-        #[arg(long)]
-        max_seconds: Option<f64>,
-        /// Seconds of single-speaker speech each speaker enrolls with.
-        #[arg(long, default_value_t = conversation::DEFAULT_ENROLL_SECONDS)]
-        enroll_seconds: f64,
-        /// `start` option hop_ms (250–1600; the server's default 500).
-        #[arg(long)]
-        hop_ms: Option<u32>,
-        /// `start` option threshold (the server's default 0.67).
-        #[arg(long)]
-        threshold: Option<f32>,
-        /// `start` option overlap: turn the overlap label on.
-        #[arg(long)]
-        overlap: bool,
+        #[command(flatten)]
+        session: SessionArgs,
+    },
+    /// `conversation` on several recordings (each with its RTTM beside it: `x.wav` → `x.rttm`),
+    /// one after another: a row per recording and the pooled frames of all.
+    Conversations {
+        /// The recordings.
+        #[arg(required = true)]
+        audio: Vec<PathBuf>,
+        #[command(flatten)]
+        session: SessionArgs,
     },
     /// The 1.6 s-window speaker protocol (EER, identification) through the service.
     Speakers {
@@ -57,6 +50,59 @@ enum Command {
         #[arg(default_value = "../shared/data/speakers")]
         dir: PathBuf,
     },
+}
+
+/// How each recording is streamed.
+#[derive(Debug, Clone, clap::Args)]
+struct SessionArgs {
+    /// Send as fast as the server keeps up instead of in real time.
+    #[arg(long)]
+    fast: bool,
+    /// Stream only the first this many seconds.
+    #[arg(long)]
+    max_seconds: Option<f64>,
+    /// Seconds of single-speaker speech each speaker enrolls with.
+    #[arg(long, default_value_t = conversation::DEFAULT_ENROLL_SECONDS)]
+    enroll_seconds: f64,
+    /// `start` option hop_ms (250–1600; the server's default 500).
+    #[arg(long)]
+    hop_ms: Option<u32>,
+    /// `start` option threshold (the server's default).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// `start` option overlap: turn the overlap label on.
+    #[arg(long)]
+    overlap: bool,
+    /// `start` option min_voiced (the VAD gate; the server's default).
+    #[arg(long)]
+    min_voiced: Option<f32>,
+    /// `start` option latency_ms: how far behind the newest audio the frame timeline is
+    /// decided (0–3000; the server's default 500).
+    #[arg(long)]
+    latency_ms: Option<u32>,
+}
+
+impl SessionArgs {
+    fn args(&self, audio: PathBuf, rttm: PathBuf) -> conversation::Args {
+        conversation::Args {
+            audio,
+            rttm,
+            max_seconds: self.max_seconds,
+            enroll_seconds: self.enroll_seconds,
+            pacing: if self.fast {
+                Pacing::Fast
+            } else {
+                Pacing::RealTime
+            },
+            options: Options {
+                hop_ms: self.hop_ms,
+                threshold: self.threshold,
+                min_voiced: self.min_voiced,
+                overlap: self.overlap.then_some(true),
+                latency_ms: self.latency_ms,
+            },
+        }
+    }
 }
 
 /// Reports an evaluation's failure and picks the exit code.
@@ -79,34 +125,30 @@ async fn main() -> ExitCode {
         Command::Conversation {
             audio,
             rttm,
-            fast,
-            max_seconds,
-            enroll_seconds,
-            hop_ms,
-            threshold,
-            overlap,
+            session,
         } => {
-            let args = conversation::Args {
-                audio: audio.clone(),
-                rttm: rttm.clone(),
-                max_seconds: *max_seconds,
-                enroll_seconds: *enroll_seconds,
-                pacing: if *fast {
-                    Pacing::Fast
-                } else {
-                    Pacing::RealTime
-                },
-                options: Options {
-                    hop_ms: *hop_ms,
-                    threshold: *threshold,
-                    min_voiced: None,
-                    overlap: overlap.then_some(true),
-                },
-            };
-            match conversation::evaluate(&client, &args).await {
+            match conversation::evaluate(&client, &session.args(audio.clone(), rttm.clone())).await
+            {
                 Ok(r) => (conversation::markdown(&r), serde_json::to_string_pretty(&r)),
                 Err(e) => return failed(&e),
             }
+        }
+        Command::Conversations { audio, session } => {
+            let mut reports = Vec::new();
+            for a in audio {
+                let args = session.args(a.clone(), a.with_extension("rttm"));
+                match conversation::evaluate(&client, &args).await {
+                    Ok(r) => {
+                        eprintln!("{}", conversation::markdown(&r));
+                        reports.push(r);
+                    }
+                    Err(e) => return failed(&e),
+                }
+            }
+            (
+                conversation::pooled_markdown(&reports),
+                serde_json::to_string_pretty(&reports),
+            )
         }
         Command::Speakers { dir } => match speakers::evaluate(&client, dir).await {
             Ok(r) => (speakers::markdown(&r), serde_json::to_string_pretty(&r)),

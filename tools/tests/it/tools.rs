@@ -178,7 +178,9 @@ async fn tools_against_an_embedded_gateway() {
     assert_eq!(speakers.len(), 2);
     assert!(speakers.iter().all(|s| s["verdict"] == "ok"), "{c}");
     let timelines = c["timelines"].as_array().unwrap();
-    assert_eq!(timelines.len(), 4);
+    // The frame timeline first, then raw windows and smoothed turns, each also as shown live.
+    assert_eq!(timelines.len(), 5);
+    assert_eq!(timelines[0]["name"], "frame timeline", "{c}");
     for t in timelines {
         let parts = share(&t["single_right"])
             + share(&t["single_wrong"])
@@ -190,9 +192,41 @@ async fn tools_against_an_embedded_gateway() {
     }
     // The model gets ~88% of these frames right offline; far less means a broken pipeline.
     assert!(share(&timelines[0]["single_right"]) > 0.6, "{c}");
+    assert!(share(&timelines[1]["single_right"]) > 0.6, "{c}");
     // Without real-time pacing a raw label is known 0.8 s after the window's centre.
     assert!((c["raw_label_delay_s"]["mean"].as_f64().unwrap() - 0.8).abs() < 1e-6);
     assert!(out.contains("| raw windows |"), "{out}");
+
+    // ---- diglett-eval conversations: two recordings (RTTM beside each), pooled.
+    let convs_json = tmp.path().join("conversations.json");
+    let (code, out, err) = tool(
+        eval,
+        &[
+            "--url",
+            &url,
+            "--json",
+            convs_json.to_str().unwrap(),
+            "conversations",
+            &format!("{DATA}/conversation/sample.wav"),
+            &format!("{DATA}/meetings/trn00.wav"),
+            "--fast",
+            "--max-seconds",
+            "12",
+            "--latency-ms",
+            "1000",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "diglett-eval conversations: {out}{err}");
+    let reports = json(&convs_json);
+    let reports = reports.as_array().unwrap();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert!(reports.iter().all(|r| r["seconds"] == 12.0), "{reports:?}");
+    assert!(
+        out.contains("sample.wav") && out.contains("trn00.wav"),
+        "{out}"
+    );
+    assert!(out.contains("| **pooled** |"), "the pooled row: {out}");
 
     // ---- diglett-eval speakers: two speakers, three utterances each.
     let corpus = tmp.path().join("speakers");

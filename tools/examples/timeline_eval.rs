@@ -1,0 +1,444 @@
+//! The evidence for the frame timeline's defaults (`diglett_decision::timeline`): the
+//! threshold, the VAD gate and the timeline's speech rule, chosen on every set we have.
+//!
+//! ```sh
+//! cargo run --release -p diglett-tools --example timeline_eval [-- <shared/data dir>]
+//! ```
+//!
+//! Windows (1.6 s every 0.5 s, the service's default hop) are analysed as the worker analyses
+//! them (`model/src/pipeline.rs`, `analyze_windows_with`): Silero on the raw window, the
+//! volume-normalised window's embedding, cosine scores against the enrolled voices. Every
+//! window is embedded once; the gate (`min_voiced`) is applied in the grid, as the worker
+//! would (a window under it has no scores). Each grid point then runs the gateway's
+//! [`Decider`] over each recording and scores its 10 ms frames against the reference
+//! ([`score_frames_for`]: single-speaker frames right when they name that speaker, or
+//! `unknown` for a speaker who was not enrolled; non-speech frames wrong when they name
+//! anyone).
+//!
+//! Sets:
+//! - **synthetic**: 16 conversations of 60 s from `data/speakers` (`study::synthetic`), clean;
+//! - **far-field**: the same conversations through `study::far_field` (levels, reverberation,
+//!   −32 to −44 dBFS, noise), enrolled from the clean first utterance (a user enrolls at a
+//!   desk and is heard across a room);
+//! - **meetings**: the AMI clips `data/meetings/*.wav` with their RTTM, each speaker enrolled
+//!   from their first 5 s alone in the clip (under 1 s alone: not enrolled), the protocol of
+//!   `diglett-eval conversation`;
+//! - **sample**: `data/conversation/sample.wav`, the same protocol.
+//!
+//! The selection: the highest mean single-speaker accuracy over the four sets among the
+//! points whose non-speech false alarm is at most [`MAX_FALSE_ALARM`] in every set (if none
+//! is, the lowest worst false alarm).
+#![allow(clippy::print_stdout)]
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use diglett_audio::{self as frontend, DecodeOptions};
+use diglett_decision::scoring::{self, Label, score_all};
+use diglett_decision::timeline::{Decider, Segment, TimelineParams, WindowEvidence};
+use diglett_model::encoder::{Embedding, WINDOW_SAMPLES};
+use diglett_model::enroll;
+use diglett_tools::diarization::{FrameCounts, Reference, Span, score_frames_for, span_audio};
+use diglett_tools::study::{self, Models, normalised};
+
+const SR: usize = diglett_schemas::SAMPLE_RATE as usize;
+/// The service's default hop (samples).
+const HOP: usize = 8_000;
+const ENROLL_S: f64 = 5.0;
+/// A speaker alone for less than this is not enrolled (`diglett-eval`'s rule).
+const MIN_ENROLL_S: f64 = 1.0;
+/// The selection's bound on non-speech false alarm, per set.
+const MAX_FALSE_ALARM: f64 = 0.05;
+
+const GRID_THRESHOLD: [f32; 6] = [0.45, 0.50, 0.55, 0.60, 0.64, 0.67];
+const GRID_MIN_VOICED: [f32; 3] = [0.0, 0.05, 0.10];
+const GRID_ONSET: [(f32, f32); 4] = [(0.5, 0.35), (0.35, 0.25), (0.25, 0.15), (0.15, 0.1)];
+const GRID_MIN_GAP: [f64; 2] = [0.2, 0.5];
+const GRID_MIN_RUN: [f64; 2] = [0.1, 0.3];
+const GRID_LATENCY_MS: [u32; 2] = [500, 1000];
+
+fn main() -> ExitCode {
+    study::main("timeline_eval", run)
+}
+
+/// One window's evidence, every window scored.
+struct Window {
+    chunk_speech: Vec<f32>,
+    voiced: f32,
+    scores: Vec<f32>,
+}
+
+/// A recording ready to score.
+struct Recording {
+    name: String,
+    frame_ref: Vec<Vec<usize>>,
+    enrolled: Vec<bool>,
+    windows: Vec<Window>,
+}
+
+/// The worker's per-window steps at hop 0.5 s; every window embedded.
+fn analyse(
+    m: &Models,
+    name: String,
+    wav: &[f32],
+    frame_ref: Vec<Vec<usize>>,
+    voices: &[Option<Embedding>],
+) -> Recording {
+    let raw = study::windows(wav, HOP);
+    let probs = m.vad.probabilities_many(&m.compute, &raw);
+    let embs = m.embed(&raw.iter().map(|w| normalised(w)).collect::<Vec<_>>());
+    let enrolled: Vec<Embedding> = voices.iter().flatten().copied().collect();
+    // Scores in reference order; a speaker who was not enrolled scores −1 (never chosen).
+    let windows = probs
+        .into_iter()
+        .zip(&embs)
+        .map(|(p, e)| {
+            let s = score_all(e, &enrolled);
+            let mut it = s.into_iter();
+            let scores = voices
+                .iter()
+                .map(|v| {
+                    if v.is_some() {
+                        it.next().unwrap_or(-1.0)
+                    } else {
+                        -1.0
+                    }
+                })
+                .collect();
+            Window {
+                voiced: diglett_model::vad::voiced_fraction(&p, scoring::VOICED_PROBABILITY),
+                chunk_speech: p,
+                scores,
+            }
+        })
+        .collect();
+    Recording {
+        name,
+        frame_ref,
+        enrolled: voices.iter().map(Option::is_some).collect(),
+        windows,
+    }
+}
+
+/// A recording with an RTTM: each speaker enrolled from their first 5 s alone in it, as the
+/// service enrolls (pauses trimmed).
+fn annotated(m: &Models, wav_path: &Path) -> Result<Recording, String> {
+    let bytes = std::fs::read(wav_path).map_err(|e| format!("{}: {e}", wav_path.display()))?;
+    let wav = frontend::decode_audio(&bytes, &DecodeOptions::default())
+        .map_err(|e| format!("{}: {e}", wav_path.display()))?;
+    let reference = Reference::read(&wav_path.with_extension("rttm")).map_err(|e| e.to_string())?;
+    let frame_ref = reference.frames(Reference::n_frames(wav.len() as f64 / SR as f64));
+    let voices: Vec<Option<Embedding>> = (0..reference.names.len())
+        .map(|i| {
+            let audio = span_audio(
+                &wav,
+                diglett_schemas::SAMPLE_RATE,
+                &reference.solo_spans(i, ENROLL_S),
+            );
+            if (audio.len() as f64) < MIN_ENROLL_S * SR as f64 {
+                return None;
+            }
+            enroll::embed_enrollment(&m.encoder, &m.vad, &m.compute, &audio)
+                .1
+                .map(|u| u.embedding)
+        })
+        .collect();
+    let name = wav_path
+        .file_name()
+        .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
+    Ok(analyse(m, name, &wav, frame_ref, &voices))
+}
+
+/// One grid point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Point {
+    threshold: f32,
+    min_voiced: f32,
+    params: TimelineParams,
+    latency_ms: u32,
+}
+
+/// The gateway's timeline of `r` at `p`, as spans from 0 (silence after the last window).
+fn timeline(r: &Recording, p: &Point) -> Vec<Span> {
+    let n = r.enrolled.len();
+    let mut d = Decider::new(p.params, p.threshold, false, n, p.latency_ms);
+    let mut segs: Vec<Segment> = Vec::new();
+    let len = WINDOW_SAMPLES as f64 / SR as f64;
+    let mut end = 0.0;
+    for (k, w) in r.windows.iter().enumerate() {
+        let scored = w.voiced >= p.min_voiced; // scoring::gate
+        let start = (k * HOP) as f64 / SR as f64;
+        segs.extend(d.push(&WindowEvidence {
+            start,
+            length: len,
+            scores: if scored { &w.scores } else { &[] },
+            chunk_speech: &w.chunk_speech,
+            label: Label::Speaker,
+        }));
+        end = start + len;
+    }
+    segs.extend(d.finish());
+    let mut spans: Vec<Span> = segs
+        .iter()
+        .map(|s| Span {
+            start: s.start,
+            label: s.label,
+            speaker: s.speaker,
+        })
+        .collect();
+    spans.push(Span {
+        start: end,
+        label: Label::Silence,
+        speaker: None,
+    });
+    spans
+}
+
+/// A grid point's outcome.
+struct Outcome {
+    point: Point,
+    /// Per set: (single-speaker accuracy, non-speech false alarm).
+    per_set: Vec<(f64, f64)>,
+    mean_accuracy: f64,
+    worst_false_alarm: f64,
+}
+
+fn score(set: &[Recording], p: &Point) -> FrameCounts {
+    let mut c = FrameCounts::default();
+    for r in set {
+        c.add(&score_frames_for(
+            &r.frame_ref,
+            &timeline(r, p),
+            &r.enrolled,
+        ));
+    }
+    c
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+fn run(data: &Path) -> Result<(), String> {
+    let started = Instant::now();
+    let m = Models::load()?;
+    let synth = study::synthetic(&m, data, 16, 60.0, ENROLL_S)?;
+    let mut sets: Vec<(&str, Vec<Recording>)> = Vec::new();
+    sets.push((
+        "synthetic",
+        synth
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let voices: Vec<Option<Embedding>> = c.enrolled.iter().copied().map(Some).collect();
+                analyse(
+                    &m,
+                    format!("synthetic {i}"),
+                    &c.wav,
+                    c.frame_ref.clone(),
+                    &voices,
+                )
+            })
+            .collect(),
+    ));
+    sets.push((
+        "far-field",
+        synth
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let wav = study::far_field(c, 0x0fa2_f1e1_d000 + i as u64);
+                let voices: Vec<Option<Embedding>> = c.enrolled.iter().copied().map(Some).collect();
+                analyse(
+                    &m,
+                    format!("far-field {i}"),
+                    &wav,
+                    c.frame_ref.clone(),
+                    &voices,
+                )
+            })
+            .collect(),
+    ));
+    let mut meetings: Vec<_> = std::fs::read_dir(data.join("meetings"))
+        .map_err(|e| format!("{}: {e}", data.join("meetings").display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wav"))
+        .collect();
+    meetings.sort();
+    sets.push((
+        "meetings",
+        meetings
+            .iter()
+            .map(|p| annotated(&m, p))
+            .collect::<Result<_, _>>()?,
+    ));
+    sets.push((
+        "sample",
+        vec![annotated(&m, &data.join("conversation/sample.wav"))?],
+    ));
+    for (name, set) in &sets {
+        let c = score(
+            set,
+            &Point {
+                threshold: 0.0,
+                min_voiced: 0.0,
+                params: TimelineParams::default(),
+                latency_ms: 500,
+            },
+        );
+        println!(
+            "{name}: {} recordings, {:.0} s single-speaker, {:.0} s non-speech, {:.0} s overlapped",
+            set.len(),
+            c.single as f64 / 100.0,
+            c.none as f64 / 100.0,
+            c.both as f64 / 100.0
+        );
+    }
+    println!("[analysed in {:.1} s]\n", started.elapsed().as_secs_f32());
+
+    let mut grid = Vec::new();
+    for &latency_ms in &GRID_LATENCY_MS {
+        for &threshold in &GRID_THRESHOLD {
+            for &min_voiced in &GRID_MIN_VOICED {
+                for &(onset, offset) in &GRID_ONSET {
+                    for &min_gap in &GRID_MIN_GAP {
+                        for &min_run in &GRID_MIN_RUN {
+                            grid.push(Point {
+                                threshold,
+                                min_voiced,
+                                params: TimelineParams {
+                                    onset,
+                                    offset,
+                                    min_gap,
+                                    min_run,
+                                },
+                                latency_ms,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let results: Vec<Outcome> = grid
+        .iter()
+        .map(|p| {
+            let per: Vec<(f64, f64)> = sets
+                .iter()
+                .map(|(_, s)| {
+                    let c = score(s, p);
+                    (c.single_accuracy(), c.false_alarm_rate())
+                })
+                .collect();
+            let mean = per.iter().map(|x| x.0).sum::<f64>() / per.len() as f64;
+            let fa = per.iter().map(|x| x.1).fold(0.0, f64::max);
+            Outcome {
+                point: *p,
+                per_set: per,
+                mean_accuracy: mean,
+                worst_false_alarm: fa,
+            }
+        })
+        .collect();
+    println!(
+        "{} grid points [{:.1} s]\n",
+        results.len(),
+        started.elapsed().as_secs_f32()
+    );
+    let header = || {
+        let mut h = String::from(
+            "| latency ms | threshold | min_voiced | onset / offset | min_gap | min_run |",
+        );
+        for (n, _) in &sets {
+            h += &format!(" {n} |");
+        }
+        h += " mean accuracy | worst false alarm |\n|---|---|---|---|---|---|";
+        h += &"---|".repeat(sets.len() + 2);
+        h
+    };
+    let row = |r: &Outcome| {
+        let p = &r.point;
+        let mut s = format!(
+            "| {} | {:.2} | {:.2} | {:.2} / {:.2} | {:.1} | {:.1} |",
+            p.latency_ms,
+            p.threshold,
+            p.min_voiced,
+            p.params.onset,
+            p.params.offset,
+            p.params.min_gap,
+            p.params.min_run
+        );
+        for (a, f) in &r.per_set {
+            s += &format!(" {} / {} |", pct(*a), pct(*f));
+        }
+        s += &format!(" {} | {} |", pct(r.mean_accuracy), pct(r.worst_false_alarm));
+        s
+    };
+    for &latency in &GRID_LATENCY_MS {
+        let mut at: Vec<_> = results
+            .iter()
+            .filter(|r| r.point.latency_ms == latency)
+            .collect();
+        at.sort_by(|a, b| {
+            let ok = |r: &Outcome| r.worst_false_alarm <= MAX_FALSE_ALARM;
+            ok(b).cmp(&ok(a)).then(if ok(a) && ok(b) {
+                b.mean_accuracy.total_cmp(&a.mean_accuracy)
+            } else {
+                a.worst_false_alarm.total_cmp(&b.worst_false_alarm)
+            })
+        });
+        println!(
+            "## latency {latency} ms: the best 12 (single-speaker right / non-speech false alarm per set; \
+             false alarm ≤ {} in every set first)\n",
+            pct(MAX_FALSE_ALARM)
+        );
+        println!("{}", header());
+        for r in at.iter().take(12) {
+            println!("{}", row(r));
+        }
+        if let Some(best) = at.first() {
+            println!("\nselection at {latency} ms: {:?}\n", best.point);
+            // Sensitivity around the selection: one knob at a time.
+            println!("one knob away from the selection:\n\n{}", header());
+            for r in results.iter().filter(|r| {
+                let (a, b) = (&r.point, &best.point);
+                let diffs = [
+                    a.threshold != b.threshold,
+                    a.min_voiced != b.min_voiced,
+                    a.params.onset != b.params.onset,
+                    a.params.min_gap != b.params.min_gap,
+                    a.params.min_run != b.params.min_run,
+                ];
+                a.latency_ms == b.latency_ms && diffs.iter().filter(|&&x| x).count() == 1
+            }) {
+                println!("{}", row(r));
+            }
+            println!();
+            println!(
+                "per recording at the selection:\n\n| recording | single-speaker right | non-speech false alarm |\n|---|---|---|"
+            );
+            for (_, set) in &sets {
+                for rec in set.iter().filter(|r| {
+                    !r.name.starts_with("synthetic") && !r.name.starts_with("far-field")
+                }) {
+                    let c = score_frames_for(
+                        &rec.frame_ref,
+                        &timeline(rec, &best.point),
+                        &rec.enrolled,
+                    );
+                    println!(
+                        "| {} | {} | {} |",
+                        rec.name,
+                        pct(c.single_accuracy()),
+                        pct(c.false_alarm_rate())
+                    );
+                }
+            }
+            println!();
+        }
+    }
+    println!("[done in {:.1} s]", started.elapsed().as_secs_f32());
+    Ok(())
+}
