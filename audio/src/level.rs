@@ -47,6 +47,21 @@ pub fn normalize_volume(wav: &mut [f32], target_dbfs: f32, increase_only: bool) 
     wav.iter_mut().for_each(|x| *x *= gain);
 }
 
+/// Raises `wav` towards `target_dbfs` ([`rms_dbfs`]) by at most `max_gain_db`; never lowers it.
+/// A silent or empty signal is left unchanged. (The frame-timeline study's "VAD gain": quiet
+/// far-field speech lifted where Silero would miss it, room noise only so far.)
+pub fn lift_towards(wav: &mut [f32], target_dbfs: f32, max_gain_db: f32) {
+    let level = rms_dbfs(wav);
+    if !level.is_finite() {
+        return;
+    }
+    let change = (f64::from(target_dbfs) - f64::from(level)).clamp(0.0, f64::from(max_gain_db));
+    if change > 0.0 {
+        let gain = 10f64.powf(change / 20.0) as f32;
+        wav.iter_mut().for_each(|x| *x *= gain);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -104,5 +119,29 @@ mod tests {
         for (a, b) in wav.iter().zip(&before) {
             assert!((a - b).abs() <= 1e-6 * b.abs());
         }
+    }
+
+    #[test]
+    fn lift_is_capped_and_never_lowers() {
+        let quiet = sine(440.0, 16_000, 16_000, 0.001);
+        let before = rms_dbfs(&quiet);
+        let mut w = quiet.clone();
+        lift_towards(&mut w, -30.0, 12.0);
+        assert!(
+            (rms_dbfs(&w) - (before + 12.0)).abs() < 1e-3,
+            "capped at +12 dB"
+        );
+        let mut w = quiet.clone();
+        lift_towards(&mut w, before + 5.0, 12.0);
+        assert!(
+            (rms_dbfs(&w) - (before + 5.0)).abs() < 1e-3,
+            "only to the target"
+        );
+        let mut w = quiet.clone();
+        lift_towards(&mut w, before - 5.0, 12.0);
+        assert_eq!(w, quiet, "never lowered");
+        let mut zeros = vec![0.0f32; 100];
+        lift_towards(&mut zeros, -30.0, 12.0);
+        assert!(zeros.iter().all(|&x| x == 0.0));
     }
 }

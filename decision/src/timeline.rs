@@ -48,15 +48,19 @@ pub struct TimelineParams {
     pub min_gap: f64,
     /// Speaker runs shorter than this (s) between two runs of one label take that label.
     pub min_run: f64,
+    /// Speech is widened by this (s) on each side: Silero's 32 ms decisions fall silent on
+    /// the soft starts and ends of words that annotators (and listeners) count as speech.
+    pub pad: f64,
 }
 
 impl Default for TimelineParams {
     fn default() -> Self {
         Self {
-            onset: 0.5,
-            offset: 0.35,
+            onset: 0.35,
+            offset: 0.25,
             min_gap: 0.2,
             min_run: 0.1,
+            pad: 0.0,
         }
     }
 }
@@ -129,6 +133,8 @@ pub struct Decider {
     decided: u64,
     /// Hysteresis state at `decided`.
     in_speech: bool,
+    /// The last frame before `decided` that the hysteresis called speech (for `pad`).
+    last_on: Option<u64>,
     /// The last decided frame's label, for the run rules across spans.
     last: Option<(Label, Option<usize>)>,
 }
@@ -153,6 +159,7 @@ impl Decider {
             first: 0,
             decided: 0,
             in_speech: false,
+            last_on: None,
             last: None,
         }
     }
@@ -252,6 +259,34 @@ impl Decider {
                 state_at_due = on;
             }
         }
+        // Widen speech by `pad` each side (the left side may reach back into decided frames'
+        // speech through `last_on`; the right looks ahead into the undecided frames).
+        let last_on = (lo..due.min(end))
+            .rev()
+            .find(|&f| speech[usize::try_from(f - lo).unwrap_or(0)])
+            .or(self.last_on);
+        let pad = (p.pad / FRAME_S).round() as u64;
+        if pad > 0 {
+            let raw = speech.clone();
+            let mut prev_on = self.last_on;
+            let mut next_on: Option<u64> = None;
+            let mut next = vec![None; raw.len()];
+            for k in (0..raw.len()).rev() {
+                if raw[k] {
+                    next_on = Some(lo + k as u64);
+                }
+                next[k] = next_on;
+            }
+            for (k, s) in speech.iter_mut().enumerate() {
+                let f = lo + k as u64;
+                if raw[k] {
+                    prev_on = Some(f);
+                }
+                *s = raw[k]
+                    || prev_on.is_some_and(|o| f - o <= pad)
+                    || next[k].is_some_and(|o| o - f <= pad);
+            }
+        }
         // Short pauses between speech are speech; a pause that started before `lo` counts
         // from the last decided label.
         let max_gap = (p.min_gap / FRAME_S).round() as usize;
@@ -301,6 +336,7 @@ impl Decider {
         self.last = labels.last().copied().or(self.last);
         self.decided = due;
         self.in_speech = state_at_due;
+        self.last_on = last_on;
         // Keep nothing decided: later windows only add to frames not yet decided.
         while self.first < self.decided && !self.frames.is_empty() {
             self.frames.pop_front();
@@ -484,6 +520,32 @@ mod tests {
         let pause = segs.iter().find(|s| s.label == Label::Silence).unwrap();
         assert!((pause.start - 4.0).abs() <= 0.05, "{pause:?}");
         assert!((pause.end - 5.0).abs() <= 0.05, "{pause:?}");
+    }
+
+    #[test]
+    fn pad_widens_speech_on_both_sides_across_spans() {
+        // A word 3.00–3.40 s in silence; with pad 0.15 s speech is 2.85–3.55 s, whichever
+        // results' spans the edges fall in, at every latency.
+        let speech = |t: f64| if (3.0..3.4).contains(&t) { 0.9 } else { 0.0 };
+        for latency_ms in [0u32, 500, 1000] {
+            let params = TimelineParams {
+                pad: 0.15,
+                ..TimelineParams::default()
+            };
+            let mut d = Decider::new(params, 0.6, false, 1, latency_ms);
+            let segs = merged(&run(&mut d, 0.5, 14, |_| vec![0.9], speech));
+            let word: Vec<_> = segs.iter().filter(|s| s.label != Label::Silence).collect();
+            assert_eq!(word.len(), 1, "{latency_ms}: {segs:?}");
+            // Within one 32 ms chunk and one frame of the padded edges.
+            assert!(
+                (word[0].start - 2.85).abs() <= 0.045,
+                "{latency_ms}: {word:?}"
+            );
+            assert!(
+                (word[0].end - 3.55).abs() <= 0.045,
+                "{latency_ms}: {word:?}"
+            );
+        }
     }
 
     #[test]

@@ -219,6 +219,9 @@ pub struct FrameCounts {
     pub wrong: usize,
     /// … labelled `overlap`.
     pub single_overlap: usize,
+    /// … of an enrolled speaker, labelled `unknown` (heard as speech, not named; the rest of
+    /// the missed frames were called silence).
+    pub single_unknown: usize,
     /// Frames with no reference speaker.
     pub none: usize,
     /// … labelled `speaker` or `overlap` (a false alarm).
@@ -245,6 +248,7 @@ impl FrameCounts {
         self.right += o.right;
         self.wrong += o.wrong;
         self.single_overlap += o.single_overlap;
+        self.single_unknown += o.single_unknown;
         self.none += o.none;
         self.false_alarm += o.false_alarm;
         self.both += o.both;
@@ -341,7 +345,8 @@ pub fn score_frames_for(
                     Label::Speaker if spk == Some(r[0]) => c.right += 1,
                     Label::Speaker => c.wrong += 1,
                     Label::Overlap => c.single_overlap += 1,
-                    Label::Unknown | Label::Silence | Label::Error | Label::Other => {}
+                    Label::Unknown => c.single_unknown += 1,
+                    Label::Silence | Label::Error | Label::Other => {}
                 }
             }
             _ => {
@@ -459,6 +464,7 @@ SPEAKER conv 1 6.00 4.00 <NA> <NA> bob <NA> <NA>
         assert_eq!(c.right, 3, "frames 2, 3 (speaker 0) and 7 (speaker 1)");
         assert_eq!(c.wrong, 0);
         assert_eq!(c.single_overlap, 1, "frame 4");
+        assert_eq!(c.single_unknown, 2, "frames 8, 9 (speaker 1)");
         assert_eq!(c.both, 2);
         assert_eq!(c.both_overlap, 1, "frame 5");
         assert_eq!(c.both_one, 1, "frame 6, speaker 1");
