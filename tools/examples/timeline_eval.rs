@@ -39,9 +39,10 @@ use std::time::Instant;
 
 use diglett_audio::{self as frontend, DecodeOptions};
 use diglett_decision::scoring::{self, DEFAULT_THRESHOLD, Label, score_all};
-use diglett_decision::timeline::{Decider, Segment, TimelineParams, WindowEvidence};
+use diglett_decision::timeline::{CHUNK_S, Decider, Segment, TimelineParams, WindowEvidence};
 use diglett_model::encoder::{Embedding, WINDOW_SAMPLES};
 use diglett_model::enroll;
+use diglett_model::segmentation::SpeakerSegmenter;
 use diglett_tools::diarization::{FrameCounts, Reference, Span, score_frames_for, span_audio};
 use diglett_tools::study::{self, Models, normalised};
 
@@ -56,14 +57,23 @@ const MAX_FALSE_ALARM: f64 = 0.05;
 
 const GRID_THRESHOLD: [f32; 6] = [0.45, 0.50, 0.55, 0.60, 0.64, 0.67];
 const GRID_MIN_VOICED: [f32; 1] = [0.10];
-const GRID_ONSET: [(f32, f32); 4] = [(0.5, 0.35), (0.35, 0.25), (0.25, 0.15), (0.15, 0.1)];
+const GRID_ONSET: [(f32, f32); 6] = [
+    (0.9, 0.8),
+    (0.7, 0.5),
+    (0.5, 0.35),
+    (0.35, 0.25),
+    (0.25, 0.15),
+    (0.15, 0.1),
+];
 const GRID_MIN_GAP: [f64; 2] = [0.2, 0.5];
 const GRID_MIN_RUN: [f64; 1] = [0.1];
-/// What Silero hears: the window as received (0 dB: what the worker does), or lifted towards
-/// −30 dBFS by at most this many dB (quiet far-field speech is lost at its own level; room
-/// noise must stay noise). Shown, not selected: the lift also moves the window gate, which the
-/// turn rules (`docs/turns.md`) were tuned on.
-const GRID_VAD_GAIN_DB: [f32; 3] = [0.0, 12.0, 24.0];
+/// The speech detector each window's chunk probabilities come from. Silero hears the window as
+/// received (what the worker does), or lifted towards −30 dBFS by at most 12 dB (quiet far-field
+/// speech is lost at its own level; room noise must stay noise); or pyannote segmentation-3.0
+/// runs on the 1.6 s window itself (as a worker could: speech probability `1 − p(no speaker)`
+/// per 16.9 ms frame, averaged into Silero's 32 ms chunks). Only the first is selected: the
+/// others also move the window gate, which the turn rules (`docs/turns.md`) were tuned on.
+const VAD_SOURCES: [&str; 3] = ["silero", "silero +12 dB", "segmentation-3.0"];
 const GRID_PAD: [f64; 4] = [0.0, 0.1, 0.2, 0.3];
 const GRID_LATENCY_MS: [u32; 2] = [500, 1000];
 
@@ -71,7 +81,7 @@ fn main() -> ExitCode {
     study::main("timeline_eval", run)
 }
 
-/// One window's evidence, every window scored; speech per [`GRID_VAD_GAIN_DB`] entry.
+/// One window's evidence, every window scored; speech per [`VAD_SOURCES`] entry.
 struct Window {
     chunk_speech: Vec<Vec<f32>>,
     voiced: Vec<f32>,
@@ -97,16 +107,55 @@ struct Recording {
     windows: Vec<Window>,
 }
 
+/// segmentation-3.0's speech probability on each window, in Silero's 50 chunks of 32 ms: the
+/// mean of `1 − p(no speaker)` over the frames whose centre lies in the chunk (the nearest frame
+/// where none does).
+fn seg_chunk_speech(seg: &SpeakerSegmenter, windows: &[&[f32]]) -> Vec<Vec<f32>> {
+    use diglett_model::segmentation as sg;
+    let n_chunks = WINDOW_SAMPLES / (CHUNK_S * SR as f64).round() as usize;
+    windows
+        .chunks(16)
+        .flat_map(|batch| seg.log_probs_batch(batch).unwrap_or_default())
+        .map(|frames| {
+            let speech: Vec<(f64, f32)> = frames
+                .iter()
+                .enumerate()
+                .map(|(i, lp)| (sg::frame_center_seconds(i), 1.0 - lp[0].exp()))
+                .collect();
+            (0..n_chunks)
+                .map(|c| {
+                    let (a, b) = (c as f64 * CHUNK_S, (c + 1) as f64 * CHUNK_S);
+                    let inside: Vec<f32> = speech
+                        .iter()
+                        .filter(|(t, _)| (a..b).contains(t))
+                        .map(|x| x.1)
+                        .collect();
+                    if inside.is_empty() {
+                        let mid = (a + b) / 2.0;
+                        speech
+                            .iter()
+                            .min_by(|x, y| (x.0 - mid).abs().total_cmp(&(y.0 - mid).abs()))
+                            .map_or(0.0, |x| x.1)
+                    } else {
+                        inside.iter().sum::<f32>() / inside.len() as f32
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// The worker's per-window steps at hop 0.5 s; every window embedded.
 fn analyse(
     m: &Models,
+    seg: &SpeakerSegmenter,
     name: String,
     wav: &[f32],
     frame_ref: Vec<Vec<usize>>,
     voices: &[Option<Embedding>],
 ) -> Recording {
     let raw = study::windows(wav, HOP);
-    let per_gain: Vec<Vec<Vec<f32>>> = GRID_VAD_GAIN_DB
+    let mut per_gain: Vec<Vec<Vec<f32>>> = [0.0, 12.0]
         .iter()
         .map(|&g| {
             let heard: Vec<Vec<f32>> = raw.iter().map(|w| lifted(w, g)).collect();
@@ -114,6 +163,7 @@ fn analyse(
             m.vad.probabilities_many(&m.compute, &heard)
         })
         .collect();
+    per_gain.push(seg_chunk_speech(seg, &raw));
     let probs: Vec<Vec<Vec<f32>>> = (0..raw.len())
         .map(|k| per_gain.iter().map(|p| p[k].clone()).collect())
         .collect();
@@ -156,7 +206,7 @@ fn analyse(
 
 /// A recording with an RTTM: each speaker enrolled from their first 5 s alone in it, as the
 /// service enrolls (pauses trimmed).
-fn annotated(m: &Models, wav_path: &Path) -> Result<Recording, String> {
+fn annotated(m: &Models, seg: &SpeakerSegmenter, wav_path: &Path) -> Result<Recording, String> {
     let bytes = std::fs::read(wav_path).map_err(|e| format!("{}: {e}", wav_path.display()))?;
     let wav = frontend::decode_audio(&bytes, &DecodeOptions::default())
         .map_err(|e| format!("{}: {e}", wav_path.display()))?;
@@ -180,7 +230,7 @@ fn annotated(m: &Models, wav_path: &Path) -> Result<Recording, String> {
     let name = wav_path
         .file_name()
         .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
-    Ok(analyse(m, name, &wav, frame_ref, &voices))
+    Ok(analyse(m, seg, name, &wav, frame_ref, &voices))
 }
 
 /// One grid point.
@@ -189,7 +239,7 @@ struct Point {
     threshold: f32,
     min_voiced: f32,
     params: TimelineParams,
-    /// Index into [`GRID_VAD_GAIN_DB`].
+    /// Index into [`VAD_SOURCES`].
     vad: usize,
     latency_ms: u32,
 }
@@ -326,6 +376,7 @@ fn pct(x: f64) -> String {
 fn run(data: &Path) -> Result<(), String> {
     let started = Instant::now();
     let m = Models::load()?;
+    let seg = SpeakerSegmenter::pretrained(m.compute.clone()).map_err(|e| e.to_string())?;
     let synth = study::synthetic(&m, data, 16, 60.0, ENROLL_S)?;
     let mut sets: Vec<(&str, Vec<Recording>)> = Vec::new();
     sets.push((
@@ -337,6 +388,7 @@ fn run(data: &Path) -> Result<(), String> {
                 let voices: Vec<Option<Embedding>> = c.enrolled.iter().copied().map(Some).collect();
                 analyse(
                     &m,
+                    &seg,
                     format!("synthetic {i}"),
                     &c.wav,
                     c.frame_ref.clone(),
@@ -355,6 +407,7 @@ fn run(data: &Path) -> Result<(), String> {
                 let voices: Vec<Option<Embedding>> = c.enrolled.iter().copied().map(Some).collect();
                 analyse(
                     &m,
+                    &seg,
                     format!("far-field {i}"),
                     &wav,
                     c.frame_ref.clone(),
@@ -374,12 +427,12 @@ fn run(data: &Path) -> Result<(), String> {
         "meetings",
         meetings
             .iter()
-            .map(|p| annotated(&m, p))
+            .map(|p| annotated(&m, &seg, p))
             .collect::<Result<_, _>>()?,
     ));
     sets.push((
         "sample",
-        vec![annotated(&m, &data.join("conversation/sample.wav"))?],
+        vec![annotated(&m, &seg, &data.join("conversation/sample.wav"))?],
     ));
     for (name, set) in &sets {
         let c = score(
@@ -411,7 +464,7 @@ fn run(data: &Path) -> Result<(), String> {
                         for &min_run in &GRID_MIN_RUN {
                             for (&pad, vad) in GRID_PAD
                                 .iter()
-                                .flat_map(|p| (0..GRID_VAD_GAIN_DB.len()).map(move |v| (p, v)))
+                                .flat_map(|p| (0..VAD_SOURCES.len()).map(move |v| (p, v)))
                             {
                                 grid.push(Point {
                                     threshold,
@@ -460,7 +513,7 @@ fn run(data: &Path) -> Result<(), String> {
     );
     let header = || {
         let mut h = String::from(
-            "| latency ms | VAD gain dB | threshold | min_voiced | onset / offset | min_gap | min_run | pad |",
+            "| latency ms | speech from | threshold | min_voiced | onset / offset | min_gap | min_run | pad |",
         );
         for (n, _) in &sets {
             h += &format!(" {n} |");
@@ -472,9 +525,9 @@ fn run(data: &Path) -> Result<(), String> {
     let row = |r: &Outcome| {
         let p = &r.point;
         let mut s = format!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2} / {:.2} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {} | {:.2} | {:.2} | {:.2} / {:.2} | {:.1} | {:.1} | {:.1} |",
             p.latency_ms,
-            GRID_VAD_GAIN_DB[p.vad],
+            VAD_SOURCES[p.vad],
             p.threshold,
             p.min_voiced,
             p.params.onset,
@@ -505,10 +558,8 @@ fn run(data: &Path) -> Result<(), String> {
             .collect();
         // The selection is at the service's threshold and VAD input; the best of the rest are
         // shown after it.
-        let at_default = |r: &Outcome| {
-            (r.point.threshold - DEFAULT_THRESHOLD).abs() < 1e-6
-                && GRID_VAD_GAIN_DB[r.point.vad] == 0.0
-        };
+        let at_default =
+            |r: &Outcome| (r.point.threshold - DEFAULT_THRESHOLD).abs() < 1e-6 && r.point.vad == 0;
         at.sort_by(|a, b| {
             let ok = |r: &Outcome| r.worst_false_alarm <= MAX_FALSE_ALARM;
             at_default(b)
@@ -534,7 +585,7 @@ fn run(data: &Path) -> Result<(), String> {
             at[..tied].sort_by(|a, b| mean_false_alarm(a).total_cmp(&mean_false_alarm(b)));
         }
         println!(
-            "## latency {latency} ms: the best 12 at threshold {DEFAULT_THRESHOLD}, VAD gain 0 first (single-speaker right / \
+            "## latency {latency} ms: the best 12 at threshold {DEFAULT_THRESHOLD}, Silero as received first (single-speaker right / \
              non-speech false alarm per set; false alarm ≤ {} in every set first)\n",
             pct(MAX_FALSE_ALARM)
         );
@@ -548,7 +599,7 @@ fn run(data: &Path) -> Result<(), String> {
             .collect();
         any.sort_by(|a, b| b.mean_accuracy.total_cmp(&a.mean_accuracy));
         println!(
-            "\nthe best 6 at other thresholds or VAD gains (false alarm ≤ {} in every set):\n\n{}",
+            "\nthe best 6 at other thresholds or speech detectors (false alarm ≤ {} in every set):\n\n{}",
             pct(MAX_FALSE_ALARM),
             header()
         );
