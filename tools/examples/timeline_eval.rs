@@ -15,6 +15,10 @@
 //! `unknown` for a speaker who was not enrolled; non-speech frames wrong when they name
 //! anyone).
 //!
+//! Besides the timeline's knobs, the grid tries other speech detectors ([`VAD_SOURCES`]) and
+//! cohort-normalised scores ([`as_norm`] against the 120 `data/cohort` voices), each shown
+//! beside the selection (docs/decision.md, "Frame timeline").
+//!
 //! Sets:
 //! - **synthetic**: 16 conversations of 60 s from `data/speakers` (`study::synthetic`), clean;
 //! - **far-field**: the same conversations through `study::far_field` (levels, reverberation,
@@ -86,6 +90,32 @@ struct Window {
     chunk_speech: Vec<Vec<f32>>,
     voiced: Vec<f32>,
     scores: Vec<f32>,
+    /// The same scores, adaptive-S-normalised against the cohort ([`as_norm`]).
+    scores_norm: Vec<f32>,
+}
+
+/// Cohort speakers whose scores make the adaptive normalisation's statistics (the closest
+/// [`COHORT_TOP`] of them to each side of a trial).
+const COHORT_TOP: usize = 20;
+/// Thresholds of the normalised score (standard deviations above the cohort's closest).
+const GRID_NORM_THRESHOLD: [f32; 8] = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0];
+
+/// Mean and standard deviation of `x`'s [`COHORT_TOP`] highest cosines against `cohort`.
+fn top_stats(x: &Embedding, cohort: &[Embedding]) -> (f32, f32) {
+    let mut s = score_all(x, cohort);
+    s.sort_by(|a, b| b.total_cmp(a));
+    s.truncate(COHORT_TOP);
+    let n = s.len().max(1) as f32;
+    let mean = s.iter().sum::<f32>() / n;
+    let var = s.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n;
+    (mean, var.sqrt().max(1e-3))
+}
+
+/// Adaptive S-norm (Matějka et al. 2017): the mean of the score standardised by the enrolled
+/// voice's cohort statistics and by the window's, so a window heard through a room (that
+/// scores lower against everyone) keeps its standing.
+fn as_norm(score: f32, voice: (f32, f32), window: (f32, f32)) -> f32 {
+    0.5 * ((score - voice.0) / voice.1 + (score - window.0) / window.1)
 }
 
 /// `w` lifted towards −30 dBFS by at most `max_gain_db`, as the worker lifts it for Silero.
@@ -153,8 +183,13 @@ fn analyse(
     wav: &[f32],
     frame_ref: Vec<Vec<usize>>,
     voices: &[Option<Embedding>],
+    cohort: &[Embedding],
 ) -> Recording {
     let raw = study::windows(wav, HOP);
+    let voice_stats: Vec<Option<(f32, f32)>> = voices
+        .iter()
+        .map(|v| v.as_ref().map(|v| top_stats(v, cohort)))
+        .collect();
     let mut per_gain: Vec<Vec<Vec<f32>>> = [0.0, 12.0]
         .iter()
         .map(|&g| {
@@ -176,7 +211,7 @@ fn analyse(
         .map(|(p, e)| {
             let s = score_all(e, &enrolled);
             let mut it = s.into_iter();
-            let scores = voices
+            let scores: Vec<f32> = voices
                 .iter()
                 .map(|v| {
                     if v.is_some() {
@@ -186,7 +221,14 @@ fn analyse(
                     }
                 })
                 .collect();
+            let ws = top_stats(e, cohort);
+            let scores_norm = scores
+                .iter()
+                .zip(&voice_stats)
+                .map(|(&s, v)| v.map_or(-100.0, |v| as_norm(s, v, ws)))
+                .collect();
             Window {
+                scores_norm,
                 voiced: p
                     .iter()
                     .map(|p| diglett_model::vad::voiced_fraction(p, scoring::VOICED_PROBABILITY))
@@ -204,9 +246,36 @@ fn analyse(
     }
 }
 
+/// The `data/cohort` speakers (never enrolled, never in a conversation), each embedded as the
+/// service enrolls: the first 10 s of their utterance, pauses trimmed.
+fn cohort_voices(m: &Models, dir: &Path) -> Result<Vec<Embedding>, String> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let wav = frontend::decode_audio(&bytes, &DecodeOptions::default())
+            .map_err(|e| format!("{}: {e}", f.display()))?;
+        let cut = &wav[..wav.len().min((ENROLL_S * 2.0) as usize * SR)];
+        if let Some(u) = enroll::embed_enrollment(&m.encoder, &m.vad, &m.compute, cut).1 {
+            out.push(u.embedding);
+        }
+    }
+    Ok(out)
+}
+
 /// A recording with an RTTM: each speaker enrolled from their first 5 s alone in it, as the
 /// service enrolls (pauses trimmed).
-fn annotated(m: &Models, seg: &SpeakerSegmenter, wav_path: &Path) -> Result<Recording, String> {
+fn annotated(
+    m: &Models,
+    seg: &SpeakerSegmenter,
+    cohort: &[Embedding],
+    wav_path: &Path,
+) -> Result<Recording, String> {
     let bytes = std::fs::read(wav_path).map_err(|e| format!("{}: {e}", wav_path.display()))?;
     let wav = frontend::decode_audio(&bytes, &DecodeOptions::default())
         .map_err(|e| format!("{}: {e}", wav_path.display()))?;
@@ -230,7 +299,7 @@ fn annotated(m: &Models, seg: &SpeakerSegmenter, wav_path: &Path) -> Result<Reco
     let name = wav_path
         .file_name()
         .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
-    Ok(analyse(m, seg, name, &wav, frame_ref, &voices))
+    Ok(analyse(m, seg, name, &wav, frame_ref, &voices, cohort))
 }
 
 /// One grid point.
@@ -241,6 +310,8 @@ struct Point {
     params: TimelineParams,
     /// Index into [`VAD_SOURCES`].
     vad: usize,
+    /// Scores adaptive-S-normalised against the cohort (the threshold is then in their units).
+    norm: bool,
     latency_ms: u32,
 }
 
@@ -257,7 +328,13 @@ fn timeline(r: &Recording, p: &Point) -> Vec<Span> {
         segs.extend(d.push(&WindowEvidence {
             start,
             length: len,
-            scores: if scored { &w.scores } else { &[] },
+            scores: if !scored {
+                &[]
+            } else if p.norm {
+                &w.scores_norm
+            } else {
+                &w.scores
+            },
             chunk_speech: &w.chunk_speech[p.vad],
             label: Label::Speaker,
         }));
@@ -295,8 +372,7 @@ fn raw_windows(r: &Recording, p: &Point) -> Vec<Span> {
             } else {
                 (k * HOP) as f64 / SR as f64 + len / 2.0
             };
-            let best = w
-                .scores
+            let best = if p.norm { &w.scores_norm } else { &w.scores }
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| s.is_finite())
@@ -377,6 +453,7 @@ fn run(data: &Path) -> Result<(), String> {
     let started = Instant::now();
     let m = Models::load()?;
     let seg = SpeakerSegmenter::pretrained(m.compute.clone()).map_err(|e| e.to_string())?;
+    let cohort = cohort_voices(&m, &data.join("cohort"))?;
     let synth = study::synthetic(&m, data, 16, 60.0, ENROLL_S)?;
     let mut sets: Vec<(&str, Vec<Recording>)> = Vec::new();
     sets.push((
@@ -393,6 +470,7 @@ fn run(data: &Path) -> Result<(), String> {
                     &c.wav,
                     c.frame_ref.clone(),
                     &voices,
+                    &cohort,
                 )
             })
             .collect(),
@@ -412,6 +490,7 @@ fn run(data: &Path) -> Result<(), String> {
                     &wav,
                     c.frame_ref.clone(),
                     &voices,
+                    &cohort,
                 )
             })
             .collect(),
@@ -427,12 +506,17 @@ fn run(data: &Path) -> Result<(), String> {
         "meetings",
         meetings
             .iter()
-            .map(|p| annotated(&m, &seg, p))
+            .map(|p| annotated(&m, &seg, &cohort, p))
             .collect::<Result<_, _>>()?,
     ));
     sets.push((
         "sample",
-        vec![annotated(&m, &seg, &data.join("conversation/sample.wav"))?],
+        vec![annotated(
+            &m,
+            &seg,
+            &cohort,
+            &data.join("conversation/sample.wav"),
+        )?],
     ));
     for (name, set) in &sets {
         let c = score(
@@ -442,6 +526,7 @@ fn run(data: &Path) -> Result<(), String> {
                 min_voiced: 0.0,
                 params: TimelineParams::default(),
                 vad: 0,
+                norm: false,
                 latency_ms: 500,
             },
         );
@@ -478,10 +563,34 @@ fn run(data: &Path) -> Result<(), String> {
                                     },
                                     latency_ms,
                                     vad,
+                                    norm: false,
                                 });
                             }
                         }
                     }
+                }
+            }
+        }
+    }
+    // Normalised scores: Silero as received, no pad.
+    for &latency_ms in &GRID_LATENCY_MS {
+        for &threshold in &GRID_NORM_THRESHOLD {
+            for &(onset, offset) in &GRID_ONSET {
+                for &min_gap in &GRID_MIN_GAP {
+                    grid.push(Point {
+                        threshold,
+                        min_voiced: GRID_MIN_VOICED[0],
+                        params: TimelineParams {
+                            onset,
+                            offset,
+                            min_gap,
+                            min_run: GRID_MIN_RUN[0],
+                            pad: 0.0,
+                        },
+                        latency_ms,
+                        vad: 0,
+                        norm: true,
+                    });
                 }
             }
         }
@@ -513,21 +622,22 @@ fn run(data: &Path) -> Result<(), String> {
     );
     let header = || {
         let mut h = String::from(
-            "| latency ms | speech from | threshold | min_voiced | onset / offset | min_gap | min_run | pad |",
+            "| latency ms | speech from | scores | threshold | min_voiced | onset / offset | min_gap | min_run | pad |",
         );
         for (n, _) in &sets {
             h += &format!(" {n} |");
         }
-        h += " mean accuracy | worst false alarm |\n|---|---|---|---|---|---|---|---|";
+        h += " mean accuracy | worst false alarm |\n|---|---|---|---|---|---|---|---|---|";
         h += &"---|".repeat(sets.len() + 2);
         h
     };
     let row = |r: &Outcome| {
         let p = &r.point;
         let mut s = format!(
-            "| {} | {} | {:.2} | {:.2} | {:.2} / {:.2} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} / {:.2} | {:.1} | {:.1} | {:.1} |",
             p.latency_ms,
             VAD_SOURCES[p.vad],
+            if p.norm { "AS-norm" } else { "cosine" },
             p.threshold,
             p.min_voiced,
             p.params.onset,
@@ -558,8 +668,11 @@ fn run(data: &Path) -> Result<(), String> {
             .collect();
         // The selection is at the service's threshold and VAD input; the best of the rest are
         // shown after it.
-        let at_default =
-            |r: &Outcome| (r.point.threshold - DEFAULT_THRESHOLD).abs() < 1e-6 && r.point.vad == 0;
+        let at_default = |r: &Outcome| {
+            !r.point.norm
+                && (r.point.threshold - DEFAULT_THRESHOLD).abs() < 1e-6
+                && r.point.vad == 0
+        };
         at.sort_by(|a, b| {
             let ok = |r: &Outcome| r.worst_false_alarm <= MAX_FALSE_ALARM;
             at_default(b)
@@ -621,6 +734,7 @@ fn run(data: &Path) -> Result<(), String> {
                     a.params.min_run != b.params.min_run,
                     a.params.pad != b.params.pad,
                     a.vad != b.vad,
+                    a.norm != b.norm,
                 ];
                 a.latency_ms == b.latency_ms && diffs.iter().filter(|&&x| x).count() == 1
             }) {
