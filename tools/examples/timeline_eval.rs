@@ -3,6 +3,8 @@
 //!
 //! ```sh
 //! cargo run --release -p diglett-tools --example timeline_eval [-- <shared/data dir>]
+//! DIGLETT_STUDY_ENCODER=campp cargo run …   # CAM++ instead of GE2E, the real recordings only
+//! DIGLETT_STUDY_ALL=<file> cargo run …      # also every grid point's row into <file>
 //! ```
 //!
 //! Windows (1.6 s every 0.5 s, the service's default hop) are analysed as the worker analyses
@@ -42,9 +44,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use diglett_audio::{self as frontend, DecodeOptions};
-use diglett_decision::scoring::{self, DEFAULT_THRESHOLD, Label, score_all};
+use diglett_decision::scoring::{self, DEFAULT_THRESHOLD, Label};
 use diglett_decision::timeline::{CHUNK_S, Decider, Segment, TimelineParams, WindowEvidence};
-use diglett_model::encoder::{Embedding, WINDOW_SAMPLES};
+use diglett_model::campp::CamPlusEncoder;
+use diglett_model::encoder::WINDOW_SAMPLES;
 use diglett_model::enroll;
 use diglett_model::segmentation::SpeakerSegmenter;
 use diglett_tools::diarization::{FrameCounts, Reference, Span, score_frames_for, span_audio};
@@ -60,6 +63,8 @@ const MIN_ENROLL_S: f64 = 1.0;
 const MAX_FALSE_ALARM: f64 = 0.05;
 
 const GRID_THRESHOLD: [f32; 6] = [0.45, 0.50, 0.55, 0.60, 0.64, 0.67];
+/// CAM++'s cosines sit lower (3D-Speaker's own verification threshold is about 0.3–0.5).
+const GRID_THRESHOLD_CAMPP: [f32; 7] = [0.25, 0.30, 0.35, 0.40, 0.45, 0.50, 0.55];
 const GRID_MIN_VOICED: [f32; 1] = [0.10];
 const GRID_ONSET: [(f32, f32); 6] = [
     (0.9, 0.8),
@@ -100,9 +105,63 @@ const COHORT_TOP: usize = 20;
 /// Thresholds of the normalised score (standard deviations above the cohort's closest).
 const GRID_NORM_THRESHOLD: [f32; 8] = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0];
 
+/// A voice or window embedding of either encoder.
+type Voice = Vec<f32>;
+
+/// Cosine similarity (0 when either side is all zeros).
+fn cos(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let nb: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if na > 0.0 && nb > 0.0 {
+        dot / (na * nb)
+    } else {
+        0.0
+    }
+}
+
+/// The speaker encoder a run studies (`DIGLETT_STUDY_ENCODER=campp` for CAM++; GE2E otherwise).
+enum Enc<'a> {
+    /// GE2E as the worker runs it: the volume-normalised window.
+    Ge2e,
+    /// CAM++ (burn, `model/src/campp`) on the window as received (its fbank is mean-normalised
+    /// per window); ~1 s per window on burn-ndarray, so only the real recordings are studied.
+    Campp(&'a CamPlusEncoder),
+}
+
+impl Enc<'_> {
+    fn embed(&self, m: &Models, raw: &[&[f32]]) -> Vec<Voice> {
+        match self {
+            Enc::Ge2e => m
+                .embed(&raw.iter().map(|w| normalised(w)).collect::<Vec<_>>())
+                .iter()
+                .map(|e| e.to_vec())
+                .collect(),
+            Enc::Campp(c) => c
+                .embed_windows(raw)
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect(),
+        }
+    }
+
+    /// An enrollment as the service makes it: pauses trimmed, then the whole speech embedded.
+    fn enroll(&self, m: &Models, audio: &[f32]) -> Option<Voice> {
+        match self {
+            Enc::Ge2e => enroll::embed_enrollment(&m.encoder, &m.vad, &m.compute, audio)
+                .1
+                .map(|u| u.embedding.to_vec()),
+            Enc::Campp(c) => {
+                let speech = enroll::preprocess(&m.vad, &m.compute, audio).speech;
+                c.embed_windows(&[&speech]).pop().flatten()
+            }
+        }
+    }
+}
+
 /// Mean and standard deviation of `x`'s [`COHORT_TOP`] highest cosines against `cohort`.
-fn top_stats(x: &Embedding, cohort: &[Embedding]) -> (f32, f32) {
-    let mut s = score_all(x, cohort);
+fn top_stats(x: &[f32], cohort: &[Voice]) -> (f32, f32) {
+    let mut s: Vec<f32> = cohort.iter().map(|c| cos(x, c)).collect();
     s.sort_by(|a, b| b.total_cmp(a));
     s.truncate(COHORT_TOP);
     let n = s.len().max(1) as f32;
@@ -176,14 +235,16 @@ fn seg_chunk_speech(seg: &SpeakerSegmenter, windows: &[&[f32]]) -> Vec<Vec<f32>>
 }
 
 /// The worker's per-window steps at hop 0.5 s; every window embedded.
+#[allow(clippy::too_many_arguments)]
 fn analyse(
     m: &Models,
     seg: &SpeakerSegmenter,
+    enc: &Enc<'_>,
     name: String,
     wav: &[f32],
     frame_ref: Vec<Vec<usize>>,
-    voices: &[Option<Embedding>],
-    cohort: &[Embedding],
+    voices: &[Option<Voice>],
+    cohort: &[Voice],
 ) -> Recording {
     let raw = study::windows(wav, HOP);
     let voice_stats: Vec<Option<(f32, f32)>> = voices
@@ -202,24 +263,15 @@ fn analyse(
     let probs: Vec<Vec<Vec<f32>>> = (0..raw.len())
         .map(|k| per_gain.iter().map(|p| p[k].clone()).collect())
         .collect();
-    let embs = m.embed(&raw.iter().map(|w| normalised(w)).collect::<Vec<_>>());
-    let enrolled: Vec<Embedding> = voices.iter().flatten().copied().collect();
+    let embs = enc.embed(m, &raw);
     // Scores in reference order; a speaker who was not enrolled scores −1 (never chosen).
     let windows = probs
         .into_iter()
         .zip(&embs)
         .map(|(p, e)| {
-            let s = score_all(e, &enrolled);
-            let mut it = s.into_iter();
             let scores: Vec<f32> = voices
                 .iter()
-                .map(|v| {
-                    if v.is_some() {
-                        it.next().unwrap_or(-1.0)
-                    } else {
-                        -1.0
-                    }
-                })
+                .map(|v| v.as_ref().map_or(-1.0, |v| cos(e, v)))
                 .collect();
             let ws = top_stats(e, cohort);
             let scores_norm = scores
@@ -248,7 +300,7 @@ fn analyse(
 
 /// The `data/cohort` speakers (never enrolled, never in a conversation), each embedded as the
 /// service enrolls: the first 10 s of their utterance, pauses trimmed.
-fn cohort_voices(m: &Models, dir: &Path) -> Result<Vec<Embedding>, String> {
+fn cohort_voices(m: &Models, dir: &Path) -> Result<Vec<Voice>, String> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(Result::ok)
@@ -261,8 +313,8 @@ fn cohort_voices(m: &Models, dir: &Path) -> Result<Vec<Embedding>, String> {
         let wav = frontend::decode_audio(&bytes, &DecodeOptions::default())
             .map_err(|e| format!("{}: {e}", f.display()))?;
         let cut = &wav[..wav.len().min((ENROLL_S * 2.0) as usize * SR)];
-        if let Some(u) = enroll::embed_enrollment(&m.encoder, &m.vad, &m.compute, cut).1 {
-            out.push(u.embedding);
+        if let Some(v) = Enc::Ge2e.enroll(m, cut) {
+            out.push(v);
         }
     }
     Ok(out)
@@ -273,7 +325,8 @@ fn cohort_voices(m: &Models, dir: &Path) -> Result<Vec<Embedding>, String> {
 fn annotated(
     m: &Models,
     seg: &SpeakerSegmenter,
-    cohort: &[Embedding],
+    enc: &Enc<'_>,
+    cohort: &[Voice],
     wav_path: &Path,
 ) -> Result<Recording, String> {
     let bytes = std::fs::read(wav_path).map_err(|e| format!("{}: {e}", wav_path.display()))?;
@@ -281,7 +334,7 @@ fn annotated(
         .map_err(|e| format!("{}: {e}", wav_path.display()))?;
     let reference = Reference::read(&wav_path.with_extension("rttm")).map_err(|e| e.to_string())?;
     let frame_ref = reference.frames(Reference::n_frames(wav.len() as f64 / SR as f64));
-    let voices: Vec<Option<Embedding>> = (0..reference.names.len())
+    let voices: Vec<Option<Voice>> = (0..reference.names.len())
         .map(|i| {
             let audio = span_audio(
                 &wav,
@@ -291,15 +344,13 @@ fn annotated(
             if (audio.len() as f64) < MIN_ENROLL_S * SR as f64 {
                 return None;
             }
-            enroll::embed_enrollment(&m.encoder, &m.vad, &m.compute, &audio)
-                .1
-                .map(|u| u.embedding)
+            enc.enroll(m, &audio)
         })
         .collect();
     let name = wav_path
         .file_name()
         .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
-    Ok(analyse(m, seg, name, &wav, frame_ref, &voices, cohort))
+    Ok(analyse(m, seg, enc, name, &wav, frame_ref, &voices, cohort))
 }
 
 /// One grid point.
@@ -453,48 +504,71 @@ fn run(data: &Path) -> Result<(), String> {
     let started = Instant::now();
     let m = Models::load()?;
     let seg = SpeakerSegmenter::pretrained(m.compute.clone()).map_err(|e| e.to_string())?;
-    let cohort = cohort_voices(&m, &data.join("cohort"))?;
-    let synth = study::synthetic(&m, data, 16, 60.0, ENROLL_S)?;
+    let campp_model = match std::env::var("DIGLETT_STUDY_ENCODER").as_deref() {
+        Ok("campp") => {
+            Some(CamPlusEncoder::pretrained(m.compute.clone()).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
+    let enc = campp_model.as_ref().map_or(Enc::Ge2e, Enc::Campp);
+    let campp = campp_model.is_some();
+    // CAM++ (slow on burn-ndarray): the real recordings only, no cohort normalisation.
+    let cohort = if campp {
+        Vec::new()
+    } else {
+        cohort_voices(&m, &data.join("cohort"))?
+    };
+    let synth = if campp {
+        Vec::new()
+    } else {
+        study::synthetic(&m, data, 16, 60.0, ENROLL_S)?
+    };
     let mut sets: Vec<(&str, Vec<Recording>)> = Vec::new();
-    sets.push((
-        "synthetic",
-        synth
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let voices: Vec<Option<Embedding>> = c.enrolled.iter().copied().map(Some).collect();
-                analyse(
-                    &m,
-                    &seg,
-                    format!("synthetic {i}"),
-                    &c.wav,
-                    c.frame_ref.clone(),
-                    &voices,
-                    &cohort,
-                )
-            })
-            .collect(),
-    ));
-    sets.push((
-        "far-field",
-        synth
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let wav = study::far_field(c, 0x0fa2_f1e1_d000 + i as u64);
-                let voices: Vec<Option<Embedding>> = c.enrolled.iter().copied().map(Some).collect();
-                analyse(
-                    &m,
-                    &seg,
-                    format!("far-field {i}"),
-                    &wav,
-                    c.frame_ref.clone(),
-                    &voices,
-                    &cohort,
-                )
-            })
-            .collect(),
-    ));
+    if !campp {
+        sets.push((
+            "synthetic",
+            synth
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let voices: Vec<Option<Voice>> =
+                        c.enrolled.iter().map(|e| Some(e.to_vec())).collect();
+                    analyse(
+                        &m,
+                        &seg,
+                        &enc,
+                        format!("synthetic {i}"),
+                        &c.wav,
+                        c.frame_ref.clone(),
+                        &voices,
+                        &cohort,
+                    )
+                })
+                .collect(),
+        ));
+        sets.push((
+            "far-field",
+            synth
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let wav = study::far_field(c, 0x0fa2_f1e1_d000 + i as u64);
+                    let voices: Vec<Option<Voice>> =
+                        c.enrolled.iter().map(|e| Some(e.to_vec())).collect();
+                    analyse(
+                        &m,
+                        &seg,
+                        &enc,
+                        format!("far-field {i}"),
+                        &wav,
+                        c.frame_ref.clone(),
+                        &voices,
+                        &cohort,
+                    )
+                })
+                .collect(),
+        ));
+    }
     let mut meetings: Vec<_> = std::fs::read_dir(data.join("meetings"))
         .map_err(|e| format!("{}: {e}", data.join("meetings").display()))?
         .filter_map(Result::ok)
@@ -506,7 +580,7 @@ fn run(data: &Path) -> Result<(), String> {
         "meetings",
         meetings
             .iter()
-            .map(|p| annotated(&m, &seg, &cohort, p))
+            .map(|p| annotated(&m, &seg, &enc, &cohort, p))
             .collect::<Result<_, _>>()?,
     ));
     sets.push((
@@ -514,6 +588,7 @@ fn run(data: &Path) -> Result<(), String> {
         vec![annotated(
             &m,
             &seg,
+            &enc,
             &cohort,
             &data.join("conversation/sample.wav"),
         )?],
@@ -542,7 +617,11 @@ fn run(data: &Path) -> Result<(), String> {
 
     let mut grid = Vec::new();
     for &latency_ms in &GRID_LATENCY_MS {
-        for &threshold in &GRID_THRESHOLD {
+        for &threshold in if campp {
+            &GRID_THRESHOLD_CAMPP[..]
+        } else {
+            &GRID_THRESHOLD[..]
+        } {
             for &min_voiced in &GRID_MIN_VOICED {
                 for &(onset, offset) in &GRID_ONSET {
                     for &min_gap in &GRID_MIN_GAP {
@@ -573,7 +652,7 @@ fn run(data: &Path) -> Result<(), String> {
         }
     }
     // Normalised scores: Silero as received, no pad.
-    for &latency_ms in &GRID_LATENCY_MS {
+    for &latency_ms in GRID_LATENCY_MS.iter().filter(|_| !campp) {
         for &threshold in &GRID_NORM_THRESHOLD {
             for &(onset, offset) in &GRID_ONSET {
                 for &min_gap in &GRID_MIN_GAP {
@@ -670,7 +749,7 @@ fn run(data: &Path) -> Result<(), String> {
         // shown after it.
         let at_default = |r: &Outcome| {
             !r.point.norm
-                && (r.point.threshold - DEFAULT_THRESHOLD).abs() < 1e-6
+                && (campp || (r.point.threshold - DEFAULT_THRESHOLD).abs() < 1e-6)
                 && r.point.vad == 0
         };
         at.sort_by(|a, b| {
