@@ -51,6 +51,22 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        // A client's mistake is news, not a fault: `info`; the server's own failures `error`.
+        if self.status.is_server_error() {
+            tracing::error!(
+                status = self.status.as_u16(),
+                code = self.code,
+                detail = %self.message,
+                "request failed"
+            );
+        } else {
+            tracing::info!(
+                status = self.status.as_u16(),
+                code = self.code,
+                detail = %self.message,
+                "request rejected"
+            );
+        }
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.to_owned(),

@@ -9,7 +9,8 @@ use diglett_gateway::{StartOptions, serve, start};
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| diglett_runtime::DEFAULT_LOG_FILTER.into()),
         )
         .init();
     let config = match Config::from_env(&OsEnv) {

@@ -233,6 +233,42 @@ impl Proc {
         }
     }
 
+    /// Starts `program` as [`Proc::spawn`] does but without the test's `RUST_LOG` (so it logs
+    /// with its own default filter) and with stdout and stderr appended to `log`.
+    ///
+    /// # Panics
+    /// If it cannot start or `log` cannot be created.
+    pub fn spawn_logged(
+        name: &str,
+        program: &PathBuf,
+        env: &HashMap<String, String>,
+        log: &std::path::Path,
+    ) -> Self {
+        let out = std::fs::File::create(log)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let err = out
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot reopen {}: {e}", log.display()));
+        let mut cmd = Command::new(program);
+        cmd.env_clear();
+        for var in ["PATH", "HOME", "RUST_BACKTRACE"] {
+            if let Ok(v) = std::env::var(var) {
+                cmd.env(var, v);
+            }
+        }
+        let child = cmd
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({}): {e}", program.display()));
+        Self {
+            name: name.to_owned(),
+            child: Some(child),
+        }
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)

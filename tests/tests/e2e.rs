@@ -699,3 +699,71 @@ async fn compose_stack_runs() {
     assert!(results.len() >= 6, "{results:?}");
     assert!(results.iter().filter(|r| r["speaker"] == "ana").count() * 10 >= results.len() * 7);
 }
+
+/// Scenario: a client's bad uploads are the client's problem. Against the gateway binary with
+/// its own default log filter (no `RUST_LOG`), undecodable and unsupported files get their 4xx
+/// JSON error, are logged once each at `info` as rejected requests, and nothing is logged at
+/// `ERROR` (symphonia's probe used to log every one of them so).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_uploads_are_logged_as_client_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("gateway.log");
+    let port = diglett_e2e::free_port();
+    let env = std::collections::HashMap::from([
+        ("DIGLETT_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+        (
+            "DIGLETT_DATA_DIR".to_owned(),
+            dir.path().join("data").display().to_string(),
+        ),
+        ("DIGLETT_METRICS_ADDR".to_owned(), "off".to_owned()),
+        ("DIGLETT_COMPUTE_THREADS".to_owned(), "1".to_owned()),
+    ]);
+    let mut gateway =
+        Proc::spawn_logged("gateway", &diglett_e2e::bin("diglett-gateway"), &env, &log);
+    let addr = format!("127.0.0.1:{port}");
+    wait_ready(&addr, Duration::from_secs(60)).await;
+    // Bytes no format reader claims (symphonia's probe reads to the end: "probe reach EOF"),
+    // and a WAV header cut short.
+    let uploads: [(&str, Vec<u8>, &str); 2] = [
+        ("zeros.bin", vec![0u8; 3000], "unsupported_audio"),
+        (
+            "cut.wav",
+            b"RIFF\x24\x00\x00\x00WAVEfmt ".to_vec(),
+            "undecodable_audio",
+        ),
+    ];
+    for (file, bytes, code) in &uploads {
+        let form = reqwest::multipart::Form::new().text("name", "x").part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes.clone()).file_name(*file),
+        );
+        let r = diglett_e2e::http()
+            .post(format!("http://{addr}/v1/speakers"))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.unwrap();
+        assert!((400..500).contains(&status), "{file}: {status} {body}");
+        assert_eq!(body["error"]["code"], *code, "{file}: {body}");
+    }
+    gateway.terminate();
+    assert!(
+        gateway.wait(Duration::from_secs(20)).is_some(),
+        "gateway stops"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("ERROR"),
+        "no ERROR for a client's file:\n{text}"
+    );
+    assert_eq!(
+        text.matches("request rejected").count(),
+        uploads.len(),
+        "each rejection logged once:\n{text}"
+    );
+    for (_, _, code) in &uploads {
+        assert!(text.contains(code), "{code} in the log:\n{text}");
+    }
+}

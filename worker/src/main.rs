@@ -71,7 +71,8 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new(diglett_runtime::DEFAULT_LOG_FILTER)),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
