@@ -767,3 +767,144 @@ async fn bad_uploads_are_logged_as_client_errors() {
         assert!(text.contains(code), "{code} in the log:\n{text}");
     }
 }
+
+/// Resident memory of a process (KiB), from `/proc/<pid>/status`.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Scenario: a conversation is long. One hour of 44.1 kHz stereo f32, sent as fast as the
+/// gateway binary (embedded mode) takes it, through one session: every window's result
+/// arrives, in order, none dropped; the summary's duration is what was sent (±20 ms); the last
+/// window ends less than a hop before the end of the audio (no drift); and the gateway's memory
+/// stays flat after warm-up (≤ 8 MiB more at the end than after 5 minutes of audio).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hour_long_conversation_in_one_session() {
+    const RATE: usize = 44_100;
+    const HOUR_S: usize = 3600;
+    let dir = tempfile::tempdir().unwrap();
+    let port = diglett_e2e::free_port();
+    let env = std::collections::HashMap::from([
+        ("DIGLETT_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+        (
+            "DIGLETT_DATA_DIR".to_owned(),
+            dir.path().join("data").display().to_string(),
+        ),
+        ("DIGLETT_METRICS_ADDR".to_owned(), "off".to_owned()),
+    ]);
+    let gateway = Proc::spawn("gateway", &diglett_e2e::bin("diglett-gateway"), &[], &env);
+    let addr = format!("127.0.0.1:{port}");
+    wait_ready(&addr, Duration::from_secs(60)).await;
+    let (status, created) = enroll_at(&addr, "ana", &speech(VOICES[0], 0, 5.0)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // 30 s of the two voices, taken to 44.1 kHz (linear interpolation) and to two channels
+    // (the right one 3 dB down), looped for the hour.
+    let mono: Vec<f32> = [speech(VOICES[0], 1, 15.0), speech(VOICES[1], 1, 15.0)].concat();
+    let n = mono.len() * RATE / SR;
+    let mut loop_bytes = Vec::with_capacity(n * 8);
+    for i in 0..n {
+        let t = i as f64 * SR as f64 / RATE as f64;
+        let (k, f) = (t.floor() as usize, (t - t.floor()) as f32);
+        let x = mono[k] * (1.0 - f) + mono.get(k + 1).copied().unwrap_or(0.0) * f;
+        loop_bytes.extend_from_slice(&x.to_le_bytes());
+        loop_bytes.extend_from_slice(&(x * 0.708).to_le_bytes());
+    }
+    let loop_s = n as f64 / RATE as f64;
+    let loops = (HOUR_S as f64 / loop_s).ceil() as usize;
+    let frame_bytes = RATE / 10 * 8; // 100 ms
+
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/stream"))
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let start = json!({"type":"start","audio":{"sample_rate":RATE,"encoding":"pcm_f32le","channels":2},"speakers":[id]});
+    tx.send(Message::Text(start.to_string().into()))
+        .await
+        .unwrap();
+    // Only what is checked is kept: (seq, start, end) of each result, the summary, errors.
+    let reader = tokio::spawn(async move {
+        let (mut results, mut summary, mut other) = (Vec::new(), None, Vec::new());
+        while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(120), rx.next()).await
+        {
+            match m {
+                Message::Text(s) => {
+                    let v: Value = serde_json::from_str(&s).unwrap();
+                    match v["type"].as_str() {
+                        Some("result") => results.push((
+                            v["seq"].as_u64().unwrap(),
+                            v["start"].as_f64().unwrap(),
+                            v["end"].as_f64().unwrap(),
+                        )),
+                        Some("summary") => summary = Some(v),
+                        Some("ready" | "turn") => {}
+                        _ => other.push(v),
+                    }
+                }
+                Message::Close(_) => break,
+                _ => {}
+            }
+        }
+        (results, summary, other)
+    });
+    let (mut sent_bytes, mut warm_rss) = (0usize, None);
+    'send: for _ in 0..loops {
+        for chunk in loop_bytes.chunks(frame_bytes) {
+            let left = HOUR_S * RATE * 8 - sent_bytes;
+            if left == 0 {
+                break 'send;
+            }
+            let chunk = &chunk[..chunk.len().min(left)];
+            tx.send(Message::Binary(chunk.to_vec().into()))
+                .await
+                .unwrap();
+            sent_bytes += chunk.len();
+            if warm_rss.is_none() && sent_bytes >= 300 * RATE * 8 {
+                warm_rss = Some(rss_kib(gateway.pid()));
+            }
+        }
+    }
+    let end_rss = rss_kib(gateway.pid());
+    tx.send(Message::Text(r#"{"type":"stop"}"#.into()))
+        .await
+        .unwrap();
+    let (results, summary, other) = reader.await.unwrap();
+    let sent_s = (sent_bytes / 8) as f64 / RATE as f64;
+    assert!((sent_s - HOUR_S as f64).abs() < 1e-9);
+    assert!(other.is_empty(), "no warning or error: {other:?}");
+    let summary = summary.expect("a summary");
+    let duration = summary["duration"].as_f64().unwrap();
+    assert!(
+        (duration - sent_s).abs() <= 0.020,
+        "summary duration {duration} for {sent_s} s sent"
+    );
+    assert_eq!(summary["dropped"], 0, "{summary}");
+    let expected = ((sent_s - 1.6) / 0.5).floor() as usize + 1;
+    assert_eq!(results.len(), expected, "every window's result");
+    assert_eq!(summary["windows"].as_u64(), Some(expected as u64));
+    for (k, &(seq, start, end)) in results.iter().enumerate() {
+        assert_eq!(seq, k as u64, "in order, no gap");
+        assert!(
+            (start - k as f64 * 0.5).abs() < 1e-6,
+            "window {k} starts at {start}"
+        );
+        assert!((end - start - 1.6).abs() < 1e-6, "window {k} is 1.6 s");
+    }
+    let last_end = results.last().unwrap().2;
+    assert!(
+        (0.0..0.5).contains(&(sent_s - last_end)),
+        "the last window ends at {last_end} of {sent_s} s"
+    );
+    let (warm, end) = (warm_rss.unwrap(), end_rss);
+    assert!(
+        end <= warm + 8 * 1024,
+        "gateway RSS {warm} KiB after 5 min of audio, {end} KiB after the hour"
+    );
+    eprintln!("an hour: {expected} windows, gateway RSS {warm} → {end} KiB");
+}
