@@ -13,6 +13,21 @@ const SR: usize = 16_000;
 /// The two voices of the conversation (indices into data/speakers).
 const VOICES: [usize; 2] = [2, 3];
 
+/// The hour-long tests take both cores for a minute or more; the other tests pace audio like a
+/// microphone and would see their windows skipped as overloaded beside them. So the hour-long
+/// ones run alone ([`alone`]) and the rest side by side ([`shared`]).
+static CPU: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Runs beside the other ordinary tests, never beside an hour-long one.
+async fn shared() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    CPU.read().await
+}
+
+/// Runs with no other test of this file.
+async fn alone() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    CPU.write().await
+}
+
 use diglett_audio::wav::wav_16k as wav;
 use diglett_schemas::pcm::from_f32 as s16;
 use diglett_testkit::corpus::speech;
@@ -207,6 +222,7 @@ fn conversation() -> (Vec<f32>, Vec<(usize, f64, f64)>) {
 /// speakers, silences, turns and talk time against the truth.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversation_end_to_end() {
+    let _cpu = shared().await;
     let stack = Stack::start(2, &[]).await;
     let a = stack.enroll("ana", VOICES[0]).await;
     let b = stack.enroll("bea", VOICES[1]).await;
@@ -285,6 +301,7 @@ async fn conversation_end_to_end() {
 /// the fact (a JetStream consumer on the workers' stream).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn other_services_see_every_result() {
+    let _cpu = shared().await;
     let stack = Stack::start(2, &[]).await;
     let a = stack.enroll("ana", VOICES[0]).await;
     let nc = async_nats::connect(stack.nats.url()).await.unwrap();
@@ -362,6 +379,7 @@ async fn other_services_see_every_result() {
 /// Scenario 3: SIGKILL one of two workers mid-stream; the session completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_worker_mid_stream() {
+    let _cpu = shared().await;
     let mut stack = Stack::start(2, &[("DIGLETT_WINDOW_TIMEOUT_MS", "1000")]).await;
     let a = stack.enroll("ana", VOICES[0]).await;
     let audio = speech(VOICES[0], 4, 14.0);
@@ -386,6 +404,7 @@ async fn killing_a_worker_mid_stream() {
 /// Scenario 4: restart nats-server mid-stream; everything reconnects.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_nats_mid_stream() {
+    let _cpu = shared().await;
     let mut stack = Stack::start(2, &[("DIGLETT_WINDOW_TIMEOUT_MS", "1000")]).await;
     let a = stack.enroll("ana", VOICES[0]).await;
     let sig = stack.embed(&speech(VOICES[0], 0, 5.0)).await;
@@ -426,6 +445,7 @@ async fn restarting_nats_mid_stream() {
 /// works again without restarting anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage() {
+    let _cpu = shared().await;
     let mut stack = Stack::start(1, &[]).await;
     let sig = stack.embed(&speech(VOICES[0], 0, 5.0)).await;
     stack.redis.stop();
@@ -464,6 +484,7 @@ async fn redis_outage() {
 /// Scenario 6: SIGTERM the gateway mid-session: remaining results, then 1001.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_gateway_mid_session() {
+    let _cpu = shared().await;
     let mut stack = Stack::start(1, &[]).await;
     let a = stack.enroll("ana", VOICES[0]).await;
     let audio = speech(VOICES[0], 4, 10.0);
@@ -494,6 +515,7 @@ async fn sigterm_gateway_mid_session() {
 /// container paths, host names and ports mapped to local ones — and serve a session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compose_stack_runs() {
+    let _cpu = shared().await;
     use serde_yaml::Value as Y;
     use std::collections::HashMap;
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -706,6 +728,7 @@ async fn compose_stack_runs() {
 /// `ERROR` (symphonia's probe used to log every one of them so).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_uploads_are_logged_as_client_errors() {
+    let _cpu = shared().await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("gateway.log");
     let port = diglett_e2e::free_port();
@@ -778,34 +801,29 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// Scenario: a conversation is long. One hour of 44.1 kHz stereo f32, sent as fast as the
-/// gateway binary (embedded mode) takes it, through one session: every window's result
-/// arrives, in order, none dropped; the summary's duration is what was sent (±20 ms); the last
-/// window ends less than a hop before the end of the audio (no drift); and the gateway's memory
-/// stays flat after warm-up (≤ 8 MiB more at the end than after 5 minutes of audio).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_hour_long_conversation_in_one_session() {
+/// What an hour-long session gave the client: (seq, start, end) per result, the summary,
+/// anything else but `ready` and `turn`, the seconds sent, and the gateway's RSS (KiB) after
+/// 5 minutes of audio and at the end.
+struct HourRun {
+    results: Vec<(u64, f64, f64)>,
+    summary: Option<Value>,
+    other: Vec<Value>,
+    sent_s: f64,
+    rss: (u64, u64),
+}
+
+/// Streams one hour of 44.1 kHz stereo f32 (30 s of the two voices, taken to 44.1 kHz by linear
+/// interpolation, the right channel 3 dB down, looped) to `addr` as fast as it takes it, with
+/// `fault` run once `fault_at` seconds have been sent.
+async fn hour_session(
+    addr: &str,
+    id: &str,
+    gateway_pid: u32,
+    fault_at: f64,
+    fault: impl AsyncFnOnce(),
+) -> HourRun {
     const RATE: usize = 44_100;
     const HOUR_S: usize = 3600;
-    let dir = tempfile::tempdir().unwrap();
-    let port = diglett_e2e::free_port();
-    let env = std::collections::HashMap::from([
-        ("DIGLETT_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
-        (
-            "DIGLETT_DATA_DIR".to_owned(),
-            dir.path().join("data").display().to_string(),
-        ),
-        ("DIGLETT_METRICS_ADDR".to_owned(), "off".to_owned()),
-    ]);
-    let gateway = Proc::spawn("gateway", &diglett_e2e::bin("diglett-gateway"), &[], &env);
-    let addr = format!("127.0.0.1:{port}");
-    wait_ready(&addr, Duration::from_secs(60)).await;
-    let (status, created) = enroll_at(&addr, "ana", &speech(VOICES[0], 0, 5.0)).await;
-    assert_eq!(status, 201, "{created}");
-    let id = created["id"].as_str().unwrap().to_owned();
-
-    // 30 s of the two voices, taken to 44.1 kHz (linear interpolation) and to two channels
-    // (the right one 3 dB down), looped for the hour.
     let mono: Vec<f32> = [speech(VOICES[0], 1, 15.0), speech(VOICES[1], 1, 15.0)].concat();
     let n = mono.len() * RATE / SR;
     let mut loop_bytes = Vec::with_capacity(n * 8);
@@ -816,9 +834,8 @@ async fn an_hour_long_conversation_in_one_session() {
         loop_bytes.extend_from_slice(&x.to_le_bytes());
         loop_bytes.extend_from_slice(&(x * 0.708).to_le_bytes());
     }
-    let loop_s = n as f64 / RATE as f64;
-    let loops = (HOUR_S as f64 / loop_s).ceil() as usize;
     let frame_bytes = RATE / 10 * 8; // 100 ms
+    let total_bytes = HOUR_S * RATE * 8;
 
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/stream"))
         .await
@@ -828,7 +845,7 @@ async fn an_hour_long_conversation_in_one_session() {
     tx.send(Message::Text(start.to_string().into()))
         .await
         .unwrap();
-    // Only what is checked is kept: (seq, start, end) of each result, the summary, errors.
+    // Only what is checked is kept.
     let reader = tokio::spawn(async move {
         let (mut results, mut summary, mut other) = (Vec::new(), None, Vec::new());
         while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(120), rx.next()).await
@@ -853,58 +870,132 @@ async fn an_hour_long_conversation_in_one_session() {
         }
         (results, summary, other)
     });
-    let (mut sent_bytes, mut warm_rss) = (0usize, None);
-    'send: for _ in 0..loops {
+    let (mut sent, mut warm_rss, mut fault) = (0usize, None, Some(fault));
+    'send: loop {
         for chunk in loop_bytes.chunks(frame_bytes) {
-            let left = HOUR_S * RATE * 8 - sent_bytes;
-            if left == 0 {
+            let chunk = &chunk[..chunk.len().min(total_bytes - sent)];
+            if chunk.is_empty() {
                 break 'send;
             }
-            let chunk = &chunk[..chunk.len().min(left)];
             tx.send(Message::Binary(chunk.to_vec().into()))
                 .await
                 .unwrap();
-            sent_bytes += chunk.len();
-            if warm_rss.is_none() && sent_bytes >= 300 * RATE * 8 {
-                warm_rss = Some(rss_kib(gateway.pid()));
+            sent += chunk.len();
+            if warm_rss.is_none() && sent >= 300 * RATE * 8 {
+                warm_rss = Some(rss_kib(gateway_pid));
+            }
+            if sent as f64 >= fault_at * (RATE * 8) as f64
+                && let Some(f) = fault.take()
+            {
+                f().await;
             }
         }
     }
-    let end_rss = rss_kib(gateway.pid());
+    let end_rss = rss_kib(gateway_pid);
     tx.send(Message::Text(r#"{"type":"stop"}"#.into()))
         .await
         .unwrap();
     let (results, summary, other) = reader.await.unwrap();
-    let sent_s = (sent_bytes / 8) as f64 / RATE as f64;
-    assert!((sent_s - HOUR_S as f64).abs() < 1e-9);
-    assert!(other.is_empty(), "no warning or error: {other:?}");
-    let summary = summary.expect("a summary");
+    HourRun {
+        results,
+        summary,
+        other,
+        sent_s: (sent / 8) as f64 / RATE as f64,
+        rss: (warm_rss.unwrap_or(0), end_rss),
+    }
+}
+
+/// The hour's checks: every window's result, in order, none dropped; the summary's duration
+/// within 20 ms of what was sent; the last window less than a hop before the end (no drift);
+/// the gateway's RSS at most 8 MiB above its level after 5 minutes of audio.
+fn check_hour(run: &HourRun, what: &str) {
+    let sent_s = run.sent_s;
+    assert!((sent_s - 3600.0).abs() < 1e-9, "{what}: sent {sent_s} s");
+    assert!(
+        run.other.is_empty(),
+        "{what}: no warning or error: {:?}",
+        run.other
+    );
+    let summary = run.summary.as_ref().expect("a summary");
     let duration = summary["duration"].as_f64().unwrap();
     assert!(
         (duration - sent_s).abs() <= 0.020,
-        "summary duration {duration} for {sent_s} s sent"
+        "{what}: summary duration {duration} for {sent_s} s sent"
     );
-    assert_eq!(summary["dropped"], 0, "{summary}");
+    assert_eq!(summary["dropped"], 0, "{what}: {summary}");
     let expected = ((sent_s - 1.6) / 0.5).floor() as usize + 1;
-    assert_eq!(results.len(), expected, "every window's result");
-    assert_eq!(summary["windows"].as_u64(), Some(expected as u64));
-    for (k, &(seq, start, end)) in results.iter().enumerate() {
-        assert_eq!(seq, k as u64, "in order, no gap");
+    assert_eq!(run.results.len(), expected, "{what}: every window's result");
+    assert_eq!(summary["windows"].as_u64(), Some(expected as u64), "{what}");
+    for (k, &(seq, start, end)) in run.results.iter().enumerate() {
+        assert_eq!(seq, k as u64, "{what}: in order, no gap");
         assert!(
             (start - k as f64 * 0.5).abs() < 1e-6,
-            "window {k} starts at {start}"
+            "{what}: window {k} at {start}"
         );
-        assert!((end - start - 1.6).abs() < 1e-6, "window {k} is 1.6 s");
+        assert!(
+            (end - start - 1.6).abs() < 1e-6,
+            "{what}: window {k} is 1.6 s"
+        );
     }
-    let last_end = results.last().unwrap().2;
+    let last_end = run.results.last().unwrap().2;
     assert!(
         (0.0..0.5).contains(&(sent_s - last_end)),
-        "the last window ends at {last_end} of {sent_s} s"
+        "{what}: the last window ends at {last_end} of {sent_s} s"
     );
-    let (warm, end) = (warm_rss.unwrap(), end_rss);
+    let (warm, end) = run.rss;
     assert!(
         end <= warm + 8 * 1024,
-        "gateway RSS {warm} KiB after 5 min of audio, {end} KiB after the hour"
+        "{what}: gateway RSS {warm} KiB after 5 min of audio, {end} KiB after the hour"
     );
-    eprintln!("an hour: {expected} windows, gateway RSS {warm} → {end} KiB");
+    eprintln!("{what}: {expected} windows, gateway RSS {warm} → {end} KiB");
+}
+
+/// Scenario: a conversation is long. One hour of 44.1 kHz stereo f32 through one session of
+/// the gateway binary in embedded mode, as fast as it takes it ([`check_hour`]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hour_long_conversation_in_one_session() {
+    let _cpu = alone().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = diglett_e2e::free_port();
+    let env = std::collections::HashMap::from([
+        ("DIGLETT_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+        (
+            "DIGLETT_DATA_DIR".to_owned(),
+            dir.path().join("data").display().to_string(),
+        ),
+        ("DIGLETT_METRICS_ADDR".to_owned(), "off".to_owned()),
+    ]);
+    let gateway = Proc::spawn("gateway", &diglett_e2e::bin("diglett-gateway"), &[], &env);
+    let addr = format!("127.0.0.1:{port}");
+    wait_ready(&addr, Duration::from_secs(60)).await;
+    let (status, created) = enroll_at(&addr, "ana", &speech(VOICES[0], 0, 5.0)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let run = hour_session(&addr, &id, gateway.pid(), f64::INFINITY, async || {}).await;
+    check_hour(&run, "embedded");
+}
+
+/// The same hour over NATS with two workers, one of them restarted (SIGTERM, drained, a new one
+/// started) half-way through: still every result, none dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hour_over_nats_with_a_worker_restart() {
+    let _cpu = alone().await;
+    let mut stack = Stack::start(2, &[]).await;
+    let id = stack.enroll("ana", VOICES[0]).await;
+    let env = base_env(&stack.nats.url(), &stack.redis.url());
+    let mut old = stack.workers.remove(0);
+    let (addr, pid) = (stack.addr.clone(), stack.gateway.pid());
+    let restarted = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = restarted.clone();
+    let run = hour_session(&addr, &id, pid, 1800.0, async move || {
+        old.terminate();
+        assert!(
+            old.wait(Duration::from_secs(30)).is_some(),
+            "the worker drains and exits"
+        );
+        *slot.lock().unwrap() = Some(start_worker(&env));
+    })
+    .await;
+    assert!(restarted.lock().unwrap().is_some(), "the restart happened");
+    check_hour(&run, "over NATS, a worker restarted");
 }
