@@ -69,10 +69,14 @@ pub const NATS_CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from
 async fn connect_nats(config: &Config) -> Result<async_nats::Client, StartError> {
     let deadline = tokio::time::Instant::now() + NATS_CONNECT_PATIENCE;
     loop {
-        let attempt = async_nats::ConnectOptions::new()
-            .name("diglett-gateway")
-            .max_reconnects(None)
-            .connection_timeout(std::time::Duration::from_secs(2))
+        let attempt = config
+            .worker
+            .with_nats_credentials(
+                async_nats::ConnectOptions::new()
+                    .name("diglett-gateway")
+                    .max_reconnects(None)
+                    .connection_timeout(std::time::Duration::from_secs(2)),
+            )
             .connect(config.worker.nats_servers())
             .await;
         match attempt {

@@ -999,3 +999,116 @@ async fn an_hour_over_nats_with_a_worker_restart() {
     assert!(restarted.lock().unwrap().is_some(), "the restart happened");
     check_hour(&run, "over NATS, a worker restarted");
 }
+
+/// A NATS client of `user` (password `<user>-secret`, as in `docs/nats-authorization.conf`).
+async fn as_user(user: &str, port: u16) -> async_nats::Client {
+    async_nats::ConnectOptions::with_user_and_password(user.into(), format!("{user}-secret"))
+        .connect(format!("127.0.0.1:{port}"))
+        .await
+        .unwrap()
+}
+
+/// Whether `sub` gets a message within `limit`.
+async fn receives(sub: &mut async_nats::Subscriber, limit: Duration) -> bool {
+    tokio::time::timeout(limit, sub.next())
+        .await
+        .is_ok_and(|m| m.is_some())
+}
+
+/// Scenario: NATS with authorization on, configured by `docs/nats-authorization.conf` (the
+/// README's permissions): a gateway and a worker, each with its own user, serve an enrollment
+/// and a session end to end, and a third user (`reader`) sees the session's results; a worker
+/// cannot publish windows (a gateway can: the same subscriber gets those), and the reader
+/// cannot publish at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorized_nats() {
+    let _cpu = shared().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = diglett_e2e::free_port();
+    let example = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/nats-authorization.conf"),
+    )
+    .unwrap();
+    let conf = dir.path().join("nats.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port: {port}\nhost: 127.0.0.1\njetstream {{ store_dir: {:?} }}\n{example}",
+            dir.path().join("js").display().to_string()
+        ),
+    )
+    .unwrap();
+    let _nats = Proc::spawn(
+        "nats-server",
+        &std::path::PathBuf::from("nats-server"),
+        &["-c", conf.to_str().unwrap()],
+        &std::collections::HashMap::new(),
+    );
+    diglett_e2e::wait_for_port(port, Duration::from_secs(10));
+    let url = |user: &str| format!("nats://{user}:{user}-secret@127.0.0.1:{port}");
+    let redis = Redis::start();
+    let mut env = base_env(&url("worker"), &redis.url());
+    let _worker = start_worker(&env);
+    env.insert("DIGLETT_NATS_URL".into(), url("gateway"));
+    let (_gateway, addr) = start_gateway(&env);
+    wait_ready(&addr, Duration::from_secs(60)).await;
+
+    let reader = as_user("reader", port).await;
+    let mut results = reader.subscribe("diglett.v1.results.>").await.unwrap();
+    reader.flush().await.unwrap();
+    let (status, created) = enroll_at(&addr, "ana", &speech(VOICES[0], 0, 5.0)).await;
+    assert_eq!(
+        status, 201,
+        "enrollment through the gateway and worker users: {created}"
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    let t = quick_session(&addr, json!([id]), &speech(VOICES[0], 4, 5.0)).await;
+    assert_eq!(t.close.as_ref().map(|c| c.0), Some(1000), "{:?}", t.close);
+    let got = t.of_type("result");
+    assert!(got.len() >= 6, "{got:?}");
+    assert!(got.iter().filter(|r| r["speaker"] == "ana").count() * 10 >= got.len() * 7);
+    assert!(
+        receives(&mut results, Duration::from_secs(5)).await,
+        "the reader sees results"
+    );
+
+    // A worker may subscribe to windows but not publish them; a gateway may.
+    let worker = as_user("worker", port).await;
+    let mut windows = worker.subscribe("diglett.v1.windows.*").await.unwrap();
+    worker.flush().await.unwrap();
+    let _ = worker
+        .publish("diglett.v1.windows.forged", "x".into())
+        .await;
+    let _ = worker.flush().await;
+    assert!(
+        !receives(&mut windows, Duration::from_secs(1)).await,
+        "a worker's window publish is refused"
+    );
+    let gateway = as_user("gateway", port).await;
+    gateway
+        .publish("diglett.v1.windows.probe", "x".into())
+        .await
+        .unwrap();
+    gateway.flush().await.unwrap();
+    assert!(
+        receives(&mut windows, Duration::from_secs(5)).await,
+        "the same subscriber gets a gateway's window"
+    );
+    // The reader publishes nothing, not even on the subjects it reads.
+    // (Fresh subscriptions: the first one still holds the session's results.)
+    let mut events = reader.subscribe("diglett.v1.events.>").await.unwrap();
+    let mut results = reader.subscribe("diglett.v1.results.>").await.unwrap();
+    reader.flush().await.unwrap();
+    for subject in ["diglett.v1.events.forged", "diglett.v1.results.forged"] {
+        let _ = reader.publish(subject, "x".into()).await;
+    }
+    let _ = reader.flush().await;
+    assert!(
+        !receives(&mut events, Duration::from_secs(1)).await,
+        "reader publish refused"
+    );
+    assert!(
+        !receives(&mut results, Duration::from_secs(1)).await,
+        "reader publish refused"
+    );
+}

@@ -132,6 +132,46 @@ impl Default for Config {
     }
 }
 
+/// Credentials from a NATS URL ([`Config::nats_credentials`]).
+#[derive(Clone, PartialEq, Eq)]
+pub enum NatsCredentials {
+    /// `nats://user:password@host`.
+    UserPassword(String, String),
+    /// `nats://token@host`.
+    Token(String),
+}
+
+impl std::fmt::Debug for NatsCredentials {
+    // Never print a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UserPassword(u, _) => write!(f, "UserPassword({u:?}, ***)"),
+            Self::Token(_) => write!(f, "Token(***)"),
+        }
+    }
+}
+
+/// `%XX` escapes of a URL's user-info decoded (invalid escapes and non-UTF-8 kept as written).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
+}
+
 impl Config {
     /// The servers of [`Config::nats_url`], for `ConnectOptions::connect` (which would read a
     /// plain string with commas as one URL). Validated by [`Config::from_env`].
@@ -140,6 +180,30 @@ impl Config {
             .split(',')
             .filter_map(|u| async_nats::ServerAddr::from_str(u.trim()).ok())
             .collect()
+    }
+
+    /// The credentials written into the first server URL (`nats://user:password@host`, or
+    /// `nats://token@host`), percent-decoded: async-nats 0.51 parses them but never sends them,
+    /// so without this a server with authorization on refuses the connection.
+    pub fn nats_credentials(&self) -> Option<NatsCredentials> {
+        let first = self.nats_servers().into_iter().next()?;
+        let user = percent_decode(first.username()?);
+        Some(match first.password() {
+            Some(p) => NatsCredentials::UserPassword(user, percent_decode(p)),
+            None => NatsCredentials::Token(user),
+        })
+    }
+
+    /// `opts` with [`Config::nats_credentials`] applied, if the URL has any.
+    pub fn with_nats_credentials(
+        &self,
+        opts: async_nats::ConnectOptions,
+    ) -> async_nats::ConnectOptions {
+        match self.nats_credentials() {
+            Some(NatsCredentials::UserPassword(u, p)) => opts.user_and_password(u, p),
+            Some(NatsCredentials::Token(t)) => opts.token(t),
+            None => opts,
+        }
     }
 
     /// Reads every variable, applying defaults; the first invalid one is the error.
@@ -267,6 +331,30 @@ impl Config {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nats_credentials_come_from_the_first_url_decoded_and_never_printed() {
+        let c = |url: &str| {
+            Config::from_env(&HashMap::from([(ENV_NATS_URL, url)]))
+                .unwrap()
+                .nats_credentials()
+        };
+        assert_eq!(c("nats://127.0.0.1:4222"), None);
+        assert_eq!(
+            c("nats://worker:s%40cr%3At@127.0.0.1:4222, nats://other:4222"),
+            Some(NatsCredentials::UserPassword(
+                "worker".into(),
+                "s@cr:t".into()
+            ))
+        );
+        assert_eq!(
+            c("nats://tok%2Fen@127.0.0.1"),
+            Some(NatsCredentials::Token("tok/en".into()))
+        );
+        let shown = format!("{:?}", c("nats://u:secret@h").unwrap());
+        assert!(!shown.contains("secret"), "{shown}");
+        assert_eq!(percent_decode("a%zz%4"), "a%zz%4", "invalid escapes kept");
+    }
 
     #[test]
     fn defaults() {

@@ -37,7 +37,7 @@ pub mod service;
 pub mod stream;
 mod window;
 
-pub use config::{Config, ConfigError, Env, OsEnv};
+pub use config::{Config, ConfigError, Env, NatsCredentials, OsEnv};
 pub use engine::{EngineExit, Models};
 pub use local::LocalWorker;
 pub use service::{Ready, RunError, RunOptions, Spawned, round_trip, run, run_with, spawn};
@@ -47,8 +47,10 @@ pub use service::{Ready, RunError, RunOptions, Spawned, round_trip, run, run_wit
 /// buffer. [`run`] cannot change the capacity of a client it is given, so build that client
 /// from these options (the binary and the tests do).
 pub fn connect_options(config: &Config) -> async_nats::ConnectOptions {
-    async_nats::ConnectOptions::new()
-        .name("diglett-worker")
-        .max_reconnects(None)
-        .subscription_capacity(config.subscription_capacity)
+    config.with_nats_credentials(
+        async_nats::ConnectOptions::new()
+            .name("diglett-worker")
+            .max_reconnects(None)
+            .subscription_capacity(config.subscription_capacity),
+    )
 }
