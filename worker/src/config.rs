@@ -194,6 +194,31 @@ impl Config {
         })
     }
 
+    /// [`Config::nats_url`] fit for a log: passwords and tokens replaced by `***`.
+    pub fn nats_url_redacted(&self) -> String {
+        self.nats_url
+            .split(',')
+            .map(|u| {
+                let u = u.trim();
+                let Some(scheme_end) = u.find("://").map(|i| i + 3) else {
+                    return u.to_owned();
+                };
+                let rest = &u[scheme_end..];
+                match rest.find('@') {
+                    Some(at) => {
+                        let info = &rest[..at];
+                        let shown = info
+                            .split_once(':')
+                            .map_or("***".to_owned(), |(user, _)| format!("{user}:***"));
+                        format!("{}{shown}{}", &u[..scheme_end], &rest[at..])
+                    }
+                    None => u.to_owned(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// `opts` with [`Config::nats_credentials`] applied, if the URL has any.
     pub fn with_nats_credentials(
         &self,
@@ -354,6 +379,15 @@ mod tests {
         let shown = format!("{:?}", c("nats://u:secret@h").unwrap());
         assert!(!shown.contains("secret"), "{shown}");
         assert_eq!(percent_decode("a%zz%4"), "a%zz%4", "invalid escapes kept");
+        let logged = |url: &str| {
+            Config::from_env(&HashMap::from([(ENV_NATS_URL, url)]))
+                .unwrap()
+                .nats_url_redacted()
+        };
+        assert_eq!(
+            logged("nats://w:secret@a:4222,nats://tok@b,nats://c:4222"),
+            "nats://w:***@a:4222,nats://***@b,nats://c:4222"
+        );
     }
 
     #[test]

@@ -113,11 +113,11 @@ async fn connect(
         };
         match attempt {
             Ok(client) => {
-                tracing::info!(url = %config.nats_url, "connected to NATS");
+                tracing::info!(url = %config.nats_url_redacted(), "connected to NATS");
                 return Ok(Some(client));
             }
             Err(e) => {
-                tracing::warn!(url = %config.nats_url, error = %e, retry_in = ?backoff, "cannot connect to NATS");
+                tracing::warn!(url = %config.nats_url_redacted(), error = %e, retry_in = ?backoff, "cannot connect to NATS");
             }
         }
         tokio::select! {
