@@ -722,6 +722,21 @@ async fn compose_stack_runs() {
     assert!(results.iter().filter(|r| r["speaker"] == "ana").count() * 10 >= results.len() * 7);
 }
 
+/// A free port and the environment of an embedded-mode gateway on it (profiles under `dir`,
+/// no metrics listener).
+fn embedded_env(dir: &std::path::Path) -> (u16, std::collections::HashMap<String, String>) {
+    let port = diglett_e2e::free_port();
+    let env = std::collections::HashMap::from([
+        ("DIGLETT_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+        (
+            "DIGLETT_DATA_DIR".to_owned(),
+            dir.join("data").display().to_string(),
+        ),
+        ("DIGLETT_METRICS_ADDR".to_owned(), "off".to_owned()),
+    ]);
+    (port, env)
+}
+
 /// Scenario: a client's bad uploads are the client's problem. Against the gateway binary with
 /// its own default log filter (no `RUST_LOG`), undecodable and unsupported files get their 4xx
 /// JSON error, are logged once each at `info` as rejected requests, and nothing is logged at
@@ -731,16 +746,8 @@ async fn bad_uploads_are_logged_as_client_errors() {
     let _cpu = shared().await;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("gateway.log");
-    let port = diglett_e2e::free_port();
-    let env = std::collections::HashMap::from([
-        ("DIGLETT_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
-        (
-            "DIGLETT_DATA_DIR".to_owned(),
-            dir.path().join("data").display().to_string(),
-        ),
-        ("DIGLETT_METRICS_ADDR".to_owned(), "off".to_owned()),
-        ("DIGLETT_COMPUTE_THREADS".to_owned(), "1".to_owned()),
-    ]);
+    let (port, mut env) = embedded_env(dir.path());
+    env.insert("DIGLETT_COMPUTE_THREADS".to_owned(), "1".to_owned());
     let mut gateway =
         Proc::spawn_logged("gateway", &diglett_e2e::bin("diglett-gateway"), &env, &log);
     let addr = format!("127.0.0.1:{port}");
@@ -956,15 +963,7 @@ fn check_hour(run: &HourRun, what: &str) {
 async fn an_hour_long_conversation_in_one_session() {
     let _cpu = alone().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = diglett_e2e::free_port();
-    let env = std::collections::HashMap::from([
-        ("DIGLETT_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
-        (
-            "DIGLETT_DATA_DIR".to_owned(),
-            dir.path().join("data").display().to_string(),
-        ),
-        ("DIGLETT_METRICS_ADDR".to_owned(), "off".to_owned()),
-    ]);
+    let (port, env) = embedded_env(dir.path());
     let gateway = Proc::spawn("gateway", &diglett_e2e::bin("diglett-gateway"), &[], &env);
     let addr = format!("127.0.0.1:{port}");
     wait_ready(&addr, Duration::from_secs(60)).await;

@@ -525,49 +525,36 @@ fn run(data: &Path) -> Result<(), String> {
     };
     let mut sets: Vec<(&str, Vec<Recording>)> = Vec::new();
     if !campp {
-        sets.push((
-            "synthetic",
+        // The synthetic conversations, clean and through `study::far_field`.
+        let synthetic_set = |name: &str, far: bool| -> Vec<Recording> {
             synth
                 .iter()
                 .enumerate()
                 .map(|(i, c)| {
+                    let far_wav;
+                    let wav = if far {
+                        far_wav = study::far_field(c, 0x0fa2_f1e1_d000 + i as u64);
+                        &far_wav
+                    } else {
+                        &c.wav
+                    };
                     let voices: Vec<Option<Voice>> =
                         c.enrolled.iter().map(|e| Some(e.to_vec())).collect();
                     analyse(
                         &m,
                         &seg,
                         &enc,
-                        format!("synthetic {i}"),
-                        &c.wav,
+                        format!("{name} {i}"),
+                        wav,
                         c.frame_ref.clone(),
                         &voices,
                         &cohort,
                     )
                 })
-                .collect(),
-        ));
-        sets.push((
-            "far-field",
-            synth
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let wav = study::far_field(c, 0x0fa2_f1e1_d000 + i as u64);
-                    let voices: Vec<Option<Voice>> =
-                        c.enrolled.iter().map(|e| Some(e.to_vec())).collect();
-                    analyse(
-                        &m,
-                        &seg,
-                        &enc,
-                        format!("far-field {i}"),
-                        &wav,
-                        c.frame_ref.clone(),
-                        &voices,
-                        &cohort,
-                    )
-                })
-                .collect(),
-        ));
+                .collect()
+        };
+        sets.push(("synthetic", synthetic_set("synthetic", false)));
+        sets.push(("far-field", synthetic_set("far-field", true)));
     }
     let mut meetings: Vec<_> = std::fs::read_dir(data.join("meetings"))
         .map_err(|e| format!("{}: {e}", data.join("meetings").display()))?
