@@ -8,29 +8,52 @@ use utoipa::ToSchema;
 pub const MAX_FILES: usize = 16;
 /// Most profiles in one verification.
 pub const MAX_VERIFY_SPEAKERS: usize = 16;
-/// Longest profile name (bytes).
-pub const MAX_NAME_BYTES: usize = 256;
+/// Longest profile name, and longest `name` of `/embed` (characters, i.e. Unicode scalar values).
+pub const MAX_NAME_CHARS: usize = 256;
+/// What a profile name must contain: a character that is not white space (Rust's
+/// `char::is_whitespace`, the Unicode `White_Space` property, spelled out so that every regex
+/// dialect reads it the same).
+pub const NAME_PATTERN: &str =
+    "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+/// Media types an audio part may declare (any is accepted: the content decides).
+pub const AUDIO_MEDIA_TYPES: &str =
+    "audio/wav, audio/x-wav, audio/flac, audio/mpeg, audio/ogg, application/octet-stream";
 
-/// Multipart form of `POST /embed` and `POST /v1/speakers/{id}/samples`.
+/// Multipart form of `POST /embed`.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // a schema for the OpenAPI document only: multipart is read field by field
-pub struct AudioForm {
-    /// An audio file (WAV, FLAC, MP3 or Ogg/Vorbis; any rate 8–48 kHz, any channels). Repeat
-    /// the field for several files where the endpoint allows it.
+pub struct EmbedForm {
+    /// One audio file: WAV, FLAC, MP3 or Ogg/Vorbis, any rate 8–48 kHz, any channel count, at
+    /// most `DIGLETT_MAX_AUDIO_SECONDS`. Bytes that are not such audio get 415 or 422.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
-    /// A name echoed back (for `/embed`).
+    /// A name echoed back (0–256 characters).
+    #[schema(max_length = 256, nullable = false)]
     name: Option<String>,
+}
+
+/// Multipart form of `POST /v1/speakers/{id}/samples`.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // a schema for the OpenAPI document only: multipart is read field by field
+pub struct SamplesForm {
+    /// 1 to 16 audio files of the speaker alone (repeat the field); formats as for `/embed`.
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1, max_items = 16)]
+    file: Vec<Vec<u8>>,
 }
 
 /// Multipart form of `POST /v1/speakers`.
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // a schema for the OpenAPI document only: multipart is read field by field
 pub struct CreateSpeakerForm {
-    /// The speaker's display name.
+    /// The speaker's display name: 1–256 characters, not all white space, kept as sent.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "[^\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     name: String,
-    /// One or more audio files of the speaker alone (repeat the field).
-    #[schema(value_type = Vec<String>, format = Binary)]
+    /// 1 to 16 audio files of the speaker alone (repeat the field); formats as for `/embed`.
+    #[schema(value_type = Vec<String>, format = Binary, min_items = 1, max_items = 16)]
     file: Vec<Vec<u8>>,
 }
 
@@ -38,13 +61,17 @@ pub struct CreateSpeakerForm {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)] // a schema for the OpenAPI document only: multipart is read field by field
 pub struct VerifyForm {
-    /// The audio to verify.
+    /// The audio to verify; formats as for `/embed`.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
-    /// Profile ids to score against: repeat the field or separate with commas (1 to 16).
-    speakers: String,
-    /// Acceptance threshold on the cosine score (default 0.67).
-    threshold: Option<f32>,
+    /// 1 to 16 profile ids to score against (repeat the field; a comma-separated list in one
+    /// field, and the legacy field names `speaker` and `speaker_id`, are also read). An id that
+    /// is no profile of the caller's gets 404.
+    #[schema(value_type = Vec<uuid::Uuid>, min_items = 1, max_items = 16)]
+    speakers: Vec<String>,
+    /// Acceptance threshold on the cosine score, −1 to 1 (default 0.67).
+    #[schema(minimum = -1.0, maximum = 1.0, nullable = false)]
+    threshold: Option<f64>,
 }
 
 /// Response of `POST /embed` (the original Diglett's shape, plus `lufs` and `verdict`).
@@ -85,6 +112,7 @@ pub struct SampleReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProfileView {
     /// Profile id (UUID).
+    #[schema(value_type = uuid::Uuid)]
     pub id: String,
     /// Display name.
     pub name: String,
@@ -93,8 +121,10 @@ pub struct ProfileView {
     /// Recordings merged into the profile.
     pub samples: u32,
     /// Creation time (RFC 3339).
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// Last update (RFC 3339).
+    #[schema(format = DateTime)]
     pub updated_at: String,
     /// The signature (only with `?include=embedding`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -105,6 +135,7 @@ pub struct ProfileView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct EnrollResponse {
     /// Profile id (UUID).
+    #[schema(value_type = uuid::Uuid)]
     pub id: String,
     /// Display name.
     pub name: String,
@@ -114,6 +145,7 @@ pub struct EnrollResponse {
     /// `too_quiet`).
     pub verdict: String,
     /// Creation time (RFC 3339).
+    #[schema(format = DateTime)]
     pub created_at: String,
     /// Recordings merged into the profile so far.
     pub samples: u32,
@@ -132,6 +164,7 @@ pub struct ProfileList {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ScoreView {
     /// Profile id.
+    #[schema(value_type = uuid::Uuid)]
     pub id: String,
     /// Its name.
     pub name: String,
@@ -145,6 +178,7 @@ pub struct VerifyResponse {
     /// `speaker` (a profile reached the threshold), `unknown`, or `silence` (no speech).
     pub label: String,
     /// The best profile at or above the threshold.
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub speaker_id: Option<String>,
     /// Its name.
     pub speaker: Option<String>,

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::auth::{self, Keys};
 use crate::bus::Bus;
@@ -76,6 +77,47 @@ async fn count_responses(State(state): State<AppState>, req: Request, next: Next
     response
 }
 
+/// The id of one HTTP request (or of the upgrade that opened a session): the client's
+/// `x-request-id` when it sent a usable one (1–128 visible ASCII characters), else a new UUID.
+/// It is echoed in the response's `x-request-id` and named by every log line of the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+}
+
+/// The request-id header.
+pub const REQUEST_ID: &str = "x-request-id";
+
+impl RequestId {
+    /// The client's id if it is usable, else a fresh one.
+    pub fn from_header(value: Option<&header::HeaderValue>) -> Self {
+        value
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map_or_else(Self::default, |v| Self(v.to_owned()))
+    }
+}
+
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = RequestId::from_header(req.headers().get(REQUEST_ID));
+    let span = tracing::info_span!(
+        "request",
+        id = %id.0,
+        method = %req.method(),
+        path = %req.uri().path()
+    );
+    req.extensions_mut().insert(id.clone());
+    let mut response = next.run(req).instrument(span).await;
+    if let Ok(v) = header::HeaderValue::from_str(&id.0) {
+        response.headers_mut().insert(REQUEST_ID, v);
+    }
+    response
+}
+
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
@@ -112,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::docs_routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state, count_responses))
+        .layer(middleware::from_fn(request_id))
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, tells open

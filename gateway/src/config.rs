@@ -23,6 +23,9 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
 pub const ENV_NATS_URL: &str = "DIGLETT_NATS_URL";
 /// Redis URL; unset means the embedded profile store.
 pub const ENV_REDIS_URL: &str = "DIGLETT_REDIS_URL";
+/// A PEM file of the CA certificates that verify a `rediss://` server, in place of the system's
+/// roots (for a private or self-signed CA).
+pub const ENV_REDIS_CA: &str = "DIGLETT_REDIS_CA";
 /// Prefix of every Redis key.
 pub const ENV_REDIS_PREFIX: &str = "DIGLETT_REDIS_PREFIX";
 /// Default Redis key prefix.
@@ -76,6 +79,8 @@ pub struct Config {
     pub nats_url: Option<String>,
     /// Redis URL; `None`: embedded store.
     pub redis_url: Option<String>,
+    /// [`ENV_REDIS_CA`]: the PEM text, read at start.
+    pub redis_ca: Option<Vec<u8>>,
     /// Redis key prefix.
     pub redis_prefix: String,
     /// Embedded store directory.
@@ -151,6 +156,21 @@ impl Config {
         {
             return Err(bad(ENV_REDIS_URL, url, "expected a redis:// URL"));
         }
+        let redis_ca = match env.var(ENV_REDIS_CA).filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(v) => match std::fs::read(v.trim()) {
+                Ok(pem) if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => {
+                    Some(pem)
+                }
+                _ => {
+                    return Err(bad(
+                        ENV_REDIS_CA,
+                        &v,
+                        "expected a readable PEM file of CA certificates",
+                    ));
+                }
+            },
+        };
         let redis_prefix = env
             .var(ENV_REDIS_PREFIX)
             .unwrap_or_else(|| DEFAULT_REDIS_PREFIX.into());
@@ -197,6 +217,7 @@ impl Config {
             listen,
             nats_url,
             redis_url,
+            redis_ca,
             redis_prefix,
             data_dir,
             api_keys,

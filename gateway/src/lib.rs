@@ -71,7 +71,7 @@ async fn connect_nats(config: &Config) -> Result<async_nats::Client, StartError>
     loop {
         let attempt = config
             .worker
-            .with_nats_credentials(
+            .with_nats_security(
                 async_nats::ConnectOptions::new()
                     .name("diglett-gateway")
                     .max_reconnects(None)
@@ -102,7 +102,10 @@ pub async fn start(
     opts: StartOptions,
 ) -> Result<(AppState, Option<diglett_worker::EngineExit>), StartError> {
     let store = match &config.redis_url {
-        Some(url) => Store::connect_redis(url, &config.redis_prefix).await?,
+        Some(url) => {
+            Store::connect_redis_with_ca(url, &config.redis_prefix, config.redis_ca.as_deref())
+                .await?
+        }
         None => Store::open_embedded(&config.data_dir).await?,
     };
     let (bus, exit) = match &config.nats_url {

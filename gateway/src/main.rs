@@ -12,6 +12,8 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| diglett_runtime::DEFAULT_LOG_FILTER.into()),
         )
+        // Colours only on a terminal: a log file or a collector gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let config = match Config::from_env(&OsEnv) {
         Ok(c) => c,

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::multipart::{Field, MultipartRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Extension, Multipart, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -60,7 +61,17 @@ async fn text(field: Field<'_>, what: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("field {what} is not UTF-8")))
 }
 
-async fn read_form(multipart: Result<Multipart, MultipartRejection>) -> Result<Form, ApiError> {
+/// The fields each form may hold (the OpenAPI forms list the same, `additionalProperties:
+/// false`); `speaker` and `speaker_id` are the legacy names of `speakers`.
+const EMBED_FIELDS: &[&str] = &["file", "name"];
+const CREATE_FIELDS: &[&str] = &["file", "name"];
+const SAMPLES_FIELDS: &[&str] = &["file"];
+const VERIFY_FIELDS: &[&str] = &["file", "speakers", "speaker", "speaker_id", "threshold"];
+
+async fn read_form(
+    multipart: Result<Multipart, MultipartRejection>,
+    allowed: &[&str],
+) -> Result<Form, ApiError> {
     let mut multipart = multipart.map_err(|e| rejection(&e))?;
     let mut form = Form::default();
     while let Some(field) = multipart
@@ -68,7 +79,21 @@ async fn read_form(multipart: Result<Multipart, MultipartRejection>) -> Result<F
         .await
         .map_err(|e| multipart_error(&e))?
     {
-        match field.name().unwrap_or("") {
+        let name = field.name().unwrap_or("");
+        if !allowed.contains(&name) {
+            // A field the server does not know is a client's mistake (a misspelt `speakers`
+            // would otherwise verify against nothing).
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_field",
+                format!(
+                    "unknown form field {:?}; this form takes {}",
+                    diglett_schemas::clip(name, 64),
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        match name {
             "file" => {
                 if form.files.len() == MAX_FILES {
                     return Err(ApiError::bad_request(format!("at most {MAX_FILES} files")));
@@ -77,10 +102,11 @@ async fn read_form(multipart: Result<Multipart, MultipartRejection>) -> Result<F
                 form.files.push(bytes.to_vec());
             }
             "name" => {
-                let name = text(field, "name").await?.trim().to_owned();
-                if name.len() > MAX_NAME_BYTES {
+                // Kept as sent: the OpenAPI document's length and pattern hold for these bytes.
+                let name = text(field, "name").await?;
+                if name.chars().count() > MAX_NAME_CHARS {
                     return Err(ApiError::bad_request(format!(
-                        "name is longer than {MAX_NAME_BYTES} bytes"
+                        "name is longer than {MAX_NAME_CHARS} characters"
                     )));
                 }
                 form.name = Some(name);
@@ -95,10 +121,8 @@ async fn read_form(multipart: Result<Multipart, MultipartRejection>) -> Result<F
                 );
             }
             "threshold" => form.threshold = Some(text(field, "threshold").await?),
-            // Unknown fields are read and ignored (forward compatibility).
-            _ => {
-                field.bytes().await.map_err(|e| multipart_error(&e))?;
-            }
+            // Every allowed name is one of the arms above.
+            _ => {}
         }
     }
     Ok(form)
@@ -199,14 +223,37 @@ pub enum UploadErrors {
         description = "No worker answering, or the profile store unavailable"
     )]
     Unavailable(ErrorBody),
+    /// 500.
+    #[response(status = 500, description = "A fault of the server's")]
+    Internal(ErrorBody),
     /// 504.
     #[response(status = 504, description = "Worker timeout")]
     Timeout(ErrorBody),
 }
 
+/// The error answers of the profile operations that take no upload.
+#[derive(Debug, utoipa::IntoResponses)]
+#[allow(dead_code)] // describes responses only; the handlers answer with `ApiError`
+pub enum ProfileErrors {
+    /// 401.
+    #[response(status = 401, description = "Missing or wrong API key")]
+    Unauthorized(ErrorBody),
+    /// 500.
+    #[response(
+        status = 500,
+        description = "A fault of the server's (e.g. a corrupt record)"
+    )]
+    Internal(ErrorBody),
+    /// 503.
+    #[response(status = 503, description = "Store unavailable")]
+    Unavailable(ErrorBody),
+}
+
 /// `POST /embed`: a voice signature from one recording.
 #[utoipa::path(post, path = "/embed", tag = "enrollment",
-    request_body(content = AudioForm, content_type = "multipart/form-data"),
+    request_body(content(
+        (EmbedForm = "multipart/form-data",
+         encoding(("file" = (content_type = AUDIO_MEDIA_TYPES)))))),
     responses(
         (status = 200, description = "The signature", body = EmbedResponse),
         (status = 400, description = "Missing file", body = ErrorBody),
@@ -216,7 +263,7 @@ pub async fn embed(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<EmbedResponse>, ApiError> {
-    let mut form = read_form(multipart).await?;
+    let mut form = read_form(multipart, EMBED_FIELDS).await?;
     if form.files.len() != 1 {
         return Err(ApiError::bad_request("send exactly one `file` field"));
     }
@@ -316,10 +363,21 @@ async fn enroll_files(
 
 /// `POST /v1/speakers`: creates a profile from one or more recordings.
 #[utoipa::path(post, path = "/v1/speakers", tag = "profiles",
-    request_body(content = CreateSpeakerForm, content_type = "multipart/form-data"),
+    request_body(content(
+        (CreateSpeakerForm = "multipart/form-data",
+         encoding(("file" = (content_type = AUDIO_MEDIA_TYPES)))))),
     responses(
-        (status = 201, description = "Created", body = EnrollResponse),
-        (status = 400, description = "Missing name or file", body = ErrorBody),
+        (status = 201, description = "Created", body = EnrollResponse, links(
+            ("GetSpeaker" = (operation_id = "get_speaker",
+                parameters(("id" = "$response.body#/id")),
+                description = "The profile just created")),
+            ("AddSamples" = (operation_id = "add_samples",
+                parameters(("id" = "$response.body#/id")),
+                description = "More recordings for it")),
+            ("DeleteSpeaker" = (operation_id = "delete_speaker",
+                parameters(("id" = "$response.body#/id")),
+                description = "Delete it")))),
+        (status = 400, description = "Missing or bad name, missing file", body = ErrorBody),
         UploadErrors),
     security((), ("bearer" = [])))]
 pub async fn create_speaker(
@@ -327,11 +385,12 @@ pub async fn create_speaker(
     Extension(Tenant(tenant)): Extension<Tenant>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let form = read_form(multipart).await?;
+    let form = read_form(multipart, CREATE_FIELDS).await?;
     let name = form
         .name
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad_request("a non-empty `name` field is required"))?;
+        .ok_or_else(|| ApiError::bad_request("a `name` field is required"))?;
+    // Checked before the (costly) embedding; the store checks the same.
+    crate::store::validate_name(&name)?;
     let (embedding, speech, verdict, files) = enroll_files(&state, form.files).await?;
     let p = state
         .store
@@ -342,34 +401,46 @@ pub async fn create_speaker(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// Profile ids are UUIDs; anything else cannot exist.
-fn check_id(id: &str) -> Result<(), ApiError> {
-    uuid::Uuid::parse_str(id)
+/// The `{id}` of a profile path. Profile ids are UUIDs: anything else (a path segment that is
+/// not even UTF-8 included) cannot exist, so it is a 404 with the usual JSON body.
+fn profile_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(id) = path.map_err(|e| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no speaker profile here: {}", e.body_text()),
+        )
+    })?;
+    uuid::Uuid::parse_str(&id)
         .map(|_| ())
-        .map_err(|_| ApiError::profile_not_found(id))
+        .map_err(|_| ApiError::profile_not_found(&id))?;
+    Ok(id)
 }
 
 /// `POST /v1/speakers/{id}/samples`: more recordings improve a profile.
 #[utoipa::path(post, path = "/v1/speakers/{id}/samples", tag = "profiles",
-    params(("id" = String, Path, description = "Profile id")),
-    request_body(content = AudioForm, content_type = "multipart/form-data"),
+    params(("id" = uuid::Uuid, Path, description = "Profile id")),
+    request_body(content(
+        (SamplesForm = "multipart/form-data",
+         encoding(("file" = (content_type = AUDIO_MEDIA_TYPES)))))),
     responses(
         (status = 200, description = "Updated", body = EnrollResponse),
+        (status = 400, description = "Missing file", body = ErrorBody),
         (status = 404, description = "No such profile", body = ErrorBody),
         UploadErrors),
     security((), ("bearer" = [])))]
 pub async fn add_samples(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<EnrollResponse>, ApiError> {
-    check_id(&id)?;
+    let id = profile_id(path)?;
     // Fail fast before running the encoder for a profile that does not exist.
     if state.store.get(&tenant, &id).await?.is_none() {
         return Err(ApiError::profile_not_found(&id));
     }
-    let form = read_form(multipart).await?;
+    let form = read_form(multipart, SAMPLES_FIELDS).await?;
     let (embedding, speech, verdict, files) = enroll_files(&state, form.files).await?;
     let p = state
         .store
@@ -383,8 +454,7 @@ pub async fn add_samples(
 #[utoipa::path(get, path = "/v1/speakers", tag = "profiles",
     responses(
         (status = 200, description = "The profiles", body = ProfileList),
-        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody)),
+        ProfileErrors),
     security((), ("bearer" = [])))]
 pub async fn list_speakers(
     State(state): State<AppState>,
@@ -409,19 +479,21 @@ pub struct GetQuery {
 
 /// `GET /v1/speakers/{id}`: one profile; the embedding only with `?include=embedding`.
 #[utoipa::path(get, path = "/v1/speakers/{id}", tag = "profiles",
-    params(("id" = String, Path, description = "Profile id"), GetQuery),
+    params(("id" = uuid::Uuid, Path, description = "Profile id"), GetQuery),
     responses(
         (status = 200, description = "The profile", body = ProfileView),
+        (status = 400, description = "Unreadable query", body = ErrorBody),
         (status = 404, description = "No such profile", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody)),
+        ProfileErrors),
     security((), ("bearer" = [])))]
 pub async fn get_speaker(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
-    Path(id): Path<String>,
-    Query(q): Query<GetQuery>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<GetQuery>, QueryRejection>,
 ) -> Result<Json<ProfileView>, ApiError> {
-    check_id(&id)?;
+    let id = profile_id(path)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let with_embedding = q
         .include
         .is_some_and(|i| i.split(',').any(|x| x.trim() == "embedding"));
@@ -435,18 +507,18 @@ pub async fn get_speaker(
 
 /// `DELETE /v1/speakers/{id}`: deletes a profile for good.
 #[utoipa::path(delete, path = "/v1/speakers/{id}", tag = "profiles",
-    params(("id" = String, Path, description = "Profile id")),
+    params(("id" = uuid::Uuid, Path, description = "Profile id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such profile", body = ErrorBody),
-        (status = 503, description = "Store unavailable", body = ErrorBody)),
+        ProfileErrors),
     security((), ("bearer" = [])))]
 pub async fn delete_speaker(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
-    check_id(&id)?;
+    let id = profile_id(path)?;
     if state.store.delete(&tenant, &id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -473,7 +545,9 @@ pub async fn resolve_profiles(
 
 /// `POST /v1/verify`: scores a recording against one or more profiles.
 #[utoipa::path(post, path = "/v1/verify", tag = "verification",
-    request_body(content = VerifyForm, content_type = "multipart/form-data"),
+    request_body(content(
+        (VerifyForm = "multipart/form-data",
+         encoding(("file" = (content_type = AUDIO_MEDIA_TYPES)))))),
     responses(
         (status = 200, description = "Scores and decision", body = VerifyResponse),
         (status = 400, description = "Missing file or speakers, bad threshold", body = ErrorBody),
@@ -485,7 +559,7 @@ pub async fn verify(
     Extension(Tenant(tenant)): Extension<Tenant>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<VerifyResponse>, ApiError> {
-    let mut form = read_form(multipart).await?;
+    let mut form = read_form(multipart, VERIFY_FIELDS).await?;
     if form.files.len() != 1 {
         return Err(ApiError::bad_request("send exactly one `file` field"));
     }
@@ -494,12 +568,15 @@ pub async fn verify(
             "send 1 to {MAX_VERIFY_SPEAKERS} profile ids in `speakers`"
         )));
     }
-    let threshold = match form.threshold.as_deref().map(str::trim) {
-        None | Some("") => scoring::DecisionParams::default().threshold,
+    // Range-checked before rounding to f32, so that 1.0000000001 is refused as the document says.
+    let threshold = match form.threshold.as_deref() {
+        None => scoring::DecisionParams::default().threshold,
         Some(t) => t
-            .parse::<f32>()
+            .trim()
+            .parse::<f64>()
             .ok()
             .filter(|t| (-1.0..=1.0).contains(t))
+            .map(|t| t as f32)
             .ok_or_else(|| ApiError::bad_request("threshold must be a number from -1 to 1"))?,
     };
     let profiles = resolve_profiles(&state, &tenant, &form.speakers).await?;

@@ -740,7 +740,9 @@ fn embedded_env(dir: &std::path::Path) -> (u16, std::collections::HashMap<String
 /// Scenario: a client's bad uploads are the client's problem. Against the gateway binary with
 /// its own default log filter (no `RUST_LOG`), undecodable and unsupported files get their 4xx
 /// JSON error, are logged once each at `info` as rejected requests, and nothing is logged at
-/// `ERROR` (symphonia's probe used to log every one of them so).
+/// `ERROR` (symphonia's probe used to log every one of them so). Each log line names the
+/// request (the client's `x-request-id`, echoed back) or the session; a bad WebSocket `start` is
+/// an `info` too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_uploads_are_logged_as_client_errors() {
     let _cpu = shared().await;
@@ -769,15 +771,51 @@ async fn bad_uploads_are_logged_as_client_errors() {
         );
         let r = diglett_e2e::http()
             .post(format!("http://{addr}/v1/speakers"))
+            .header("x-request-id", format!("upload-{file}"))
             .multipart(form)
             .send()
             .await
             .unwrap();
         let status = r.status().as_u16();
+        assert_eq!(
+            r.headers()["x-request-id"].to_str().unwrap(),
+            format!("upload-{file}"),
+            "the client's request id is echoed"
+        );
         let body: Value = r.json().await.unwrap();
         assert!((400..500).contains(&status), "{file}: {status} {body}");
         assert_eq!(body["error"]["code"], *code, "{file}: {body}");
     }
+    // A request without an id gets one.
+    let r = diglett_e2e::http()
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    let given = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid_like(&given), "{given}");
+    // A bad start message over the WebSocket: the client's mistake, logged with the session.
+    let request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{addr}/v1/stream"),
+    )
+    .map(|mut r| {
+        r.headers_mut()
+            .insert("x-request-id", "ws-bad-start".parse().unwrap());
+        r
+    })
+    .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    ws.send(Message::Text(r#"{"type":"start","speakers":[]}"#.into()))
+        .await
+        .unwrap();
+    let mut error = None;
+    while let Some(Ok(m)) = ws.next().await {
+        if let Message::Text(t) = m {
+            error = Some(serde_json::from_str::<Value>(&t).unwrap());
+        }
+    }
+    let error = error.expect("an error message before the close");
+    assert_eq!(error["type"], "error", "{error}");
     gateway.terminate();
     assert!(
         gateway.wait(Duration::from_secs(20)).is_some(),
@@ -793,9 +831,32 @@ async fn bad_uploads_are_logged_as_client_errors() {
         uploads.len(),
         "each rejection logged once:\n{text}"
     );
-    for (_, _, code) in &uploads {
-        assert!(text.contains(code), "{code} in the log:\n{text}");
+    for (file, _, code) in &uploads {
+        let line = text
+            .lines()
+            .find(|l| l.contains("request rejected") && l.contains(code))
+            .unwrap_or_else(|| panic!("{code} in the log:\n{text}"));
+        assert!(
+            line.contains(&format!("id=upload-{file}")),
+            "the rejection names its request: {line}"
+        );
     }
+    let refused = text
+        .lines()
+        .find(|l| l.contains("session refused"))
+        .unwrap_or_else(|| panic!("the bad start is logged:\n{text}"));
+    assert!(
+        refused.contains("INFO") && refused.contains("request=ws-bad-start"),
+        "at info, naming the session and its request: {refused}"
+    );
+    assert!(refused.contains("session="), "{refused}");
+}
+
+/// `8-4-4-4-12` hex digits.
+fn uuid_like(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && s.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
 }
 
 /// Resident memory of a process (KiB), from `/proc/<pid>/status`.
@@ -1110,4 +1171,245 @@ async fn an_authorized_nats() {
         !receives(&mut results, Duration::from_secs(1)).await,
         "reader publish refused"
     );
+}
+
+/// The schemathesis executable: `DIGLETT_SCHEMATHESIS`, else the virtualenv `scripts/test`
+/// keeps under the cache.
+fn schemathesis() -> std::path::PathBuf {
+    let path = std::env::var_os("DIGLETT_SCHEMATHESIS").map_or_else(
+        || {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            std::path::PathBuf::from(home).join(".cache/diglett/venv/bin/schemathesis")
+        },
+        std::path::PathBuf::from,
+    );
+    assert!(
+        path.exists(),
+        "schemathesis not found at {} (set DIGLETT_SCHEMATHESIS); ./scripts/test installs it \
+         into a virtualenv under ~/.cache/diglett",
+        path.display()
+    );
+    path
+}
+
+/// Scenario: a client generated from `/openapi.json` meets the server that published it.
+/// schemathesis (PyPI) runs every phase (the document's examples, boundary coverage, random
+/// fuzzing, and stateful sequences along the document's links from `POST /v1/speakers`) with all
+/// of its checks against the embedded gateway: no 5xx, every status, content type, header and
+/// body as documented, schema-valid requests accepted, schema-invalid ones refused, a deleted
+/// profile gone. Generated uploads are swapped for real speech
+/// (`tests/schemathesis/hooks.py`) so that profiles do get created and the links followed. Any
+/// finding fails the test, with schemathesis's report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_what_the_server_does() {
+    let _cpu = shared().await;
+    let exe = schemathesis();
+    let dir = tempfile::tempdir().unwrap();
+    let (port, env) = embedded_env(dir.path());
+    let gateway = Proc::spawn_logged(
+        "gateway",
+        &diglett_e2e::bin("diglett-gateway"),
+        &env,
+        &dir.path().join("gateway.log"),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    wait_ready(&addr, Duration::from_secs(60)).await;
+    let speech_wav = dir.path().join("speech.wav");
+    std::fs::write(&speech_wav, wav(&speech(VOICES[0], 0, 4.0))).unwrap();
+    let hooks = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemathesis/hooks.py");
+    let out = tokio::process::Command::new(&exe)
+        .args(["run", &format!("http://{addr}/openapi.json")])
+        .args(["--checks", "all", "--workers", "1", "--seed", "20261204"])
+        .args(["--max-examples", "50", "--request-timeout", "30"])
+        .args(["--phases", "examples,coverage,fuzzing,stateful"])
+        .env("SCHEMATHESIS_HOOKS", &hooks)
+        .env("DIGLETT_SPEECH_WAV", &speech_wav)
+        .env("NO_COLOR", "1")
+        .current_dir(dir.path())
+        .output()
+        .await
+        .expect("schemathesis runs");
+    gateway.terminate();
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{report}"
+    );
+    // Every phase that can run ran, the stateful one along the document's links included.
+    for phase in ["✅ Coverage", "✅ Fuzzing", "✅ Stateful"] {
+        assert!(report.contains(phase), "{phase}:\n{report}");
+    }
+    assert!(report.contains(" passed"), "{report}");
+}
+
+/// A CA and a certificate for 127.0.0.1/localhost signed by it, made with `openssl` in `dir`:
+/// `(ca.pem, server.pem, server.key)`.
+fn self_signed_ca(dir: &std::path::Path) -> (String, String, String) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs (Debian package openssl)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Diglett test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+        "-out",
+        "server.pem",
+    ]);
+    let p = |f: &str| dir.join(f).display().to_string();
+    (p("ca.pem"), p("server.pem"), p("server.key"))
+}
+
+/// Scenario: NATS and Redis over TLS with a private CA (made here by openssl). nats-server
+/// requires TLS, Redis listens only on its TLS port; the worker and the gateway connect with
+/// `tls://` and `rediss://` URLs and `DIGLETT_NATS_CA` / `DIGLETT_REDIS_CA`, and an enrollment
+/// and a session work end to end. A gateway without the CA refuses the Redis server's
+/// certificate and exits with the store error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_and_redis_over_tls() {
+    let _cpu = shared().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = self_signed_ca(dir.path());
+    let nats_port = diglett_e2e::free_port();
+    let conf = dir.path().join("nats.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port: {nats_port}\nhost: 127.0.0.1\njetstream {{ store_dir: {:?} }}\n\
+             tls {{ cert_file: {cert:?}, key_file: {key:?} }}\n",
+            dir.path().join("js").display().to_string()
+        ),
+    )
+    .unwrap();
+    let _nats = Proc::spawn(
+        "nats-server",
+        &std::path::PathBuf::from("nats-server"),
+        &["-c", conf.to_str().unwrap()],
+        &std::collections::HashMap::new(),
+    );
+    let redis_port = diglett_e2e::free_port();
+    let redis_port_s = redis_port.to_string();
+    let _redis = Proc::spawn(
+        "redis-server",
+        &std::path::PathBuf::from("redis-server"),
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &redis_port_s,
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        &std::collections::HashMap::new(),
+    );
+    diglett_e2e::wait_for_port(nats_port, Duration::from_secs(10));
+    diglett_e2e::wait_for_port(redis_port, Duration::from_secs(10));
+
+    let nats_url = format!("tls://127.0.0.1:{nats_port}");
+    let redis_url = format!("rediss://127.0.0.1:{redis_port}");
+    let mut env = base_env(&nats_url, &redis_url);
+    env.insert("DIGLETT_NATS_CA".into(), ca.clone());
+    let _worker = start_worker(&env);
+
+    // Without the CA, the gateway does not trust the Redis server and says so.
+    let mut untrusting = env.clone();
+    untrusting.insert(
+        "DIGLETT_LISTEN".into(),
+        format!("127.0.0.1:{}", diglett_e2e::free_port()),
+    );
+    let log = dir.path().join("untrusting.log");
+    let mut g = Proc::spawn_logged(
+        "gateway",
+        &diglett_e2e::bin("diglett-gateway"),
+        &untrusting,
+        &log,
+    );
+    let code = g.wait(Duration::from_secs(30));
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "a gateway that cannot verify Redis exits: {code:?}"
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        text.contains("redis") && text.to_lowercase().contains("certificate"),
+        "it names the certificate problem:\n{text}"
+    );
+
+    env.insert("DIGLETT_REDIS_CA".into(), ca);
+    let (_gateway, addr) = start_gateway(&env);
+    wait_ready(&addr, Duration::from_secs(60)).await;
+    let (status, created) = enroll_at(&addr, "ana", &speech(VOICES[0], 0, 5.0)).await;
+    assert_eq!(status, 201, "enrollment over TLS: {created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let t = quick_session(&addr, json!([id]), &speech(VOICES[0], 4, 5.0)).await;
+    assert_eq!(t.close.as_ref().map(|c| c.0), Some(1000), "{:?}", t.close);
+    let got = t.of_type("result");
+    assert!(got.len() >= 6, "{got:?}");
+    assert!(got.iter().filter(|r| r["speaker"] == "ana").count() * 10 >= got.len() * 7);
 }

@@ -17,6 +17,10 @@ pub const ENV_NATS_URL: &str = "DIGLETT_NATS_URL";
 /// Default: a local server.
 pub const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
 
+/// A PEM file of CA certificates trusted for NATS over TLS (`tls://` URLs, or a server that
+/// requires TLS), besides the system's roots: for a private or self-signed CA.
+pub const ENV_NATS_CA: &str = "DIGLETT_NATS_CA";
+
 /// Threads of the inference pool (the model's `Compute`).
 pub const ENV_COMPUTE_THREADS: &str = "DIGLETT_COMPUTE_THREADS";
 /// Default: 0, meaning one per available CPU.
@@ -95,6 +99,8 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
 pub struct Config {
     /// [`ENV_NATS_URL`].
     pub nats_url: String,
+    /// [`ENV_NATS_CA`]: a readable PEM file, or `None`.
+    pub nats_ca: Option<std::path::PathBuf>,
     /// [`ENV_COMPUTE_THREADS`], resolved (≥ 1).
     pub compute_threads: usize,
     /// [`ENV_BATCH_SIZE`].
@@ -219,11 +225,17 @@ impl Config {
             .join(",")
     }
 
-    /// `opts` with [`Config::nats_credentials`] applied, if the URL has any.
-    pub fn with_nats_credentials(
+    /// `opts` with [`Config::nats_credentials`] applied, if the URL has any, and the CA of
+    /// [`ENV_NATS_CA`] trusted. A `tls://` URL makes async-nats require TLS (and verify the
+    /// server's certificate against the system's roots plus that CA).
+    pub fn with_nats_security(
         &self,
         opts: async_nats::ConnectOptions,
     ) -> async_nats::ConnectOptions {
+        let opts = match &self.nats_ca {
+            Some(ca) => opts.add_root_certificates(ca.clone()),
+            None => opts,
+        };
         match self.nats_credentials() {
             Some(NatsCredentials::UserPassword(u, p)) => opts.user_and_password(u, p),
             Some(NatsCredentials::Token(t)) => opts.token(t),
@@ -249,6 +261,21 @@ impl Config {
                 expected: "expected comma-separated NATS URLs such as nats://127.0.0.1:4222".into(),
             });
         }
+        let nats_ca = match env.var(ENV_NATS_CA).filter(|v| !v.trim().is_empty()) {
+            None => None,
+            Some(v) => {
+                let path = std::path::PathBuf::from(v.trim());
+                let pem = std::fs::read_to_string(&path).unwrap_or_default();
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(ConfigError {
+                        var: ENV_NATS_CA,
+                        value: v,
+                        expected: "expected a readable PEM file of CA certificates".into(),
+                    });
+                }
+                Some(path)
+            }
+        };
         let threads = Var::new(ENV_COMPUTE_THREADS, DEFAULT_COMPUTE_THREADS as u64, 0, 256)
             .int(env)? as usize;
         let compute_threads = if threads == 0 {
@@ -334,6 +361,7 @@ impl Config {
         .secs(env)?;
         Ok(Self {
             nats_url,
+            nats_ca,
             compute_threads,
             batch_size,
             batch_wait,

@@ -47,7 +47,7 @@ pub use service::{Ready, RunError, RunOptions, Spawned, round_trip, run, run_wit
 /// buffer. [`run`] cannot change the capacity of a client it is given, so build that client
 /// from these options (the binary and the tests do).
 pub fn connect_options(config: &Config) -> async_nats::ConnectOptions {
-    config.with_nats_credentials(
+    config.with_nats_security(
         async_nats::ConnectOptions::new()
             .name("diglett-worker")
             .max_reconnects(None)

@@ -20,8 +20,9 @@ use crate::stream::{self, StreamError};
 
 /// Most enrolled speakers per window (bounds the scoring work a message can ask for).
 pub const MAX_SPEAKERS: usize = 64;
-/// Longest speaker id, speaker name or enrollment name (bytes).
-pub const MAX_NAME_BYTES: usize = 256;
+/// Longest speaker id, speaker name or enrollment name (bytes): the API allows 256 characters,
+/// and a character of UTF-8 takes up to 4 bytes.
+pub const MAX_NAME_BYTES: usize = 1024;
 /// Most parts of a chunked enrollment upload.
 pub const MAX_PARTS: u32 = 1024;
 

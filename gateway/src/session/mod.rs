@@ -22,6 +22,9 @@
 //! - [`render`]: result, turn and summary messages.
 //! - [`transport`]: sending with a timeout, errors and close frames.
 
+#[cfg(feature = "fuzz")]
+#[doc(hidden)]
+pub mod fuzz;
 mod inflight;
 mod pcm;
 mod render;
@@ -47,6 +50,7 @@ use diglett_schemas::{
 use futures_util::{Sink, Stream, StreamExt};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use self::inflight::{InFlight, Outcome, expired};
 use self::render::Speakers;
@@ -54,7 +58,7 @@ use self::start::Plan;
 pub(crate) use self::transport::Fatal;
 use self::transport::{Close, close_with, fail, gone, message, send};
 use self::windower::Windower;
-use crate::app::AppState;
+use crate::app::{AppState, RequestId};
 use crate::auth::Tenant;
 use crate::bus::{Bus, BusError};
 use crate::error::ApiError;
@@ -70,8 +74,10 @@ const MAX_TEXT_BYTES: usize = 256 * 1024;
 pub async fn stream(
     State(state): State<AppState>,
     Extension(Tenant(tenant)): Extension<Tenant>,
+    request: Option<Extension<RequestId>>,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let request = request.map(|Extension(r)| r).unwrap_or_default();
     if state.shutdown.is_cancelled() {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -91,7 +97,7 @@ pub async fn stream(
     let tracker = state.sessions.clone();
     ws.max_message_size(MAX_WS_MESSAGE)
         .max_frame_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| tracker.track_future(run(socket, state, tenant)))
+        .on_upgrade(move |socket| tracker.track_future(run(socket, state, tenant, request)))
 }
 
 /// What a session publishes: windows to the workers, events to other services.
@@ -128,13 +134,24 @@ pub(crate) struct Limits {
     pub idle_timeout: Duration,
 }
 
-async fn run<S, E>(mut socket: S, state: AppState, tenant: String)
+async fn run<S, E>(socket: S, state: AppState, tenant: String, request: RequestId)
+where
+    S: Sink<Message> + Stream<Item = Result<Message, E>> + Unpin + Send,
+{
+    let id = uuid::Uuid::new_v4().to_string();
+    // Every line the session logs names it (and the upgrade request that opened it).
+    let span = tracing::info_span!("session", session = %id, request = %request.0);
+    run_session(socket, state, tenant, id)
+        .instrument(span)
+        .await;
+}
+
+async fn run_session<S, E>(mut socket: S, state: AppState, tenant: String, id: String)
 where
     S: Sink<Message> + Stream<Item = Result<Message, E>> + Unpin + Send,
 {
     state.metrics.sessions_active.inc();
-    let id = uuid::Uuid::new_v4().to_string();
-    tracing::debug!(session = %id, %tenant, "session connected");
+    tracing::debug!(%tenant, "session connected");
     match handshake(&mut socket, &state, &tenant).await {
         Ok(Some(plan)) => match state.bus.subscribe_results(&id).await {
             Ok(results) => {

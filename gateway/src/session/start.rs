@@ -11,8 +11,7 @@ use super::pcm::PcmDecoder;
 use super::render::clip;
 use crate::store::{Lookup, Store};
 
-/// Longest inline speaker name or id (bytes).
-const MAX_NAME_BYTES: usize = 256;
+use diglett_api::rest::MAX_NAME_CHARS;
 
 /// What a valid `start` sets up.
 pub(crate) struct Plan {
@@ -37,8 +36,26 @@ pub(crate) fn bad_start(message: impl Into<String>) -> Fatal {
     Fatal::new(close::INVALID_PAYLOAD, "bad_start", message)
 }
 
-/// Validates `start` and resolves its speakers against the tenant's profiles, in order.
-pub(crate) async fn prepare(store: &Store, tenant: &str, start: Start) -> Result<Plan, Fatal> {
+/// A speaker the `start` message asks for, before the store is asked.
+pub(crate) enum Wanted {
+    /// A client-held signature, already checked.
+    Inline(EnrolledSpeaker),
+    /// A profile id, to resolve against the tenant's profiles.
+    Profile(String),
+}
+
+/// What `start` asks for, checked without the store.
+pub(crate) struct Checked {
+    decoder: PcmDecoder,
+    pub speakers: Vec<Wanted>,
+    hop_ms: u32,
+    latency_ms: u32,
+    options: SessionOptions,
+}
+
+/// Everything about `start` that needs no store: the audio format, the speaker count, the
+/// options and the inline signatures.
+pub(crate) fn check(start: Start) -> Result<Checked, Fatal> {
     let decoder = PcmDecoder::new(start.audio)?;
     if !protocol::SPEAKERS_RANGE.contains(&start.speakers.len()) {
         return Err(bad_start(format!(
@@ -47,26 +64,53 @@ pub(crate) async fn prepare(store: &Store, tenant: &str, start: Start) -> Result
         )));
     }
     let (hop_ms, latency_ms, options) = options(&start.options)?;
-    let mut enrolled = Vec::with_capacity(start.speakers.len());
-    for s in start.speakers {
-        enrolled.push(match s {
-            SpeakerRef::Id(id) => profile(store, tenant, &id).await?,
+    let speakers = start
+        .speakers
+        .into_iter()
+        .map(|s| match s {
+            SpeakerRef::Id(id) => Ok(Wanted::Profile(id)),
             SpeakerRef::Inline {
                 name,
                 embedding,
                 id,
-            } => inline(name, embedding, id)?,
-        });
-    }
-    unique_ids(&enrolled)?;
-    Ok(Plan {
+            } => inline(name, embedding, id).map(Wanted::Inline),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Checked {
         decoder,
-        enrolled,
-        params: wire_params(&options),
+        speakers,
         hop_ms,
         latency_ms,
-        overlap: options.overlap,
+        options,
     })
+}
+
+impl Checked {
+    /// The plan once every speaker is resolved (in the order asked); ids must be unique.
+    pub(crate) fn into_plan(self, enrolled: Vec<EnrolledSpeaker>) -> Result<Plan, Fatal> {
+        unique_ids(&enrolled)?;
+        Ok(Plan {
+            decoder: self.decoder,
+            enrolled,
+            params: wire_params(&self.options),
+            hop_ms: self.hop_ms,
+            latency_ms: self.latency_ms,
+            overlap: self.options.overlap,
+        })
+    }
+}
+
+/// Validates `start` and resolves its speakers against the tenant's profiles, in order.
+pub(crate) async fn prepare(store: &Store, tenant: &str, start: Start) -> Result<Plan, Fatal> {
+    let mut checked = check(start)?;
+    let mut enrolled = Vec::with_capacity(checked.speakers.len());
+    for wanted in std::mem::take(&mut checked.speakers) {
+        enrolled.push(match wanted {
+            Wanted::Profile(id) => profile(store, tenant, &id).await?,
+            Wanted::Inline(s) => s,
+        });
+    }
+    checked.into_plan(enrolled)
 }
 
 /// The hop, the timeline's latency and the decision options, range-checked.
@@ -109,11 +153,7 @@ async fn profile(store: &Store, tenant: &str, id: &str) -> Result<EnrolledSpeake
             name: Some(p.name),
             embedding: p.embedding,
         }),
-        Err(Lookup::Unknown) => Err(Fatal::new(
-            close::POLICY,
-            "unknown_profile",
-            format!("no speaker profile {:?}", clip(id, 80)),
-        )),
+        Err(Lookup::Unknown) => Err(unknown_profile(id)),
         Err(Lookup::Store(e)) => Err(Fatal::new(
             close::INTERNAL,
             "store_unavailable",
@@ -122,15 +162,26 @@ async fn profile(store: &Store, tenant: &str, id: &str) -> Result<EnrolledSpeake
     }
 }
 
-/// A client-held signature: a name of 1–256 bytes, [`EMBEDDING_DIM`] finite numbers not all
-/// zero, an id (default: the name) of 1–256 bytes.
+/// The answer to an id that is no profile of the tenant's.
+pub(crate) fn unknown_profile(id: &str) -> Fatal {
+    Fatal::new(
+        close::POLICY,
+        "unknown_profile",
+        format!("no speaker profile {:?}", clip(id, 80)),
+    )
+}
+
+/// A client-held signature: a name of 1–256 characters, [`EMBEDDING_DIM`] finite numbers not
+/// all zero, an id (default: the name) of 1–256 characters.
 pub(crate) fn inline(
     name: String,
     embedding: Vec<f32>,
     id: Option<String>,
 ) -> Result<EnrolledSpeaker, Fatal> {
-    if name.is_empty() || name.len() > MAX_NAME_BYTES {
-        return Err(bad_start("an inline speaker needs a name of 1-256 bytes"));
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(bad_start(
+            "an inline speaker needs a name of 1-256 characters",
+        ));
     }
     if embedding.len() != EMBEDDING_DIM
         || embedding.iter().any(|x| !x.is_finite())
@@ -142,8 +193,8 @@ pub(crate) fn inline(
         )));
     }
     let id = id.unwrap_or_else(|| name.clone());
-    if id.is_empty() || id.len() > MAX_NAME_BYTES {
-        return Err(bad_start("an inline speaker id must be 1-256 bytes"));
+    if id.is_empty() || id.chars().count() > MAX_NAME_CHARS {
+        return Err(bad_start("an inline speaker id must be 1-256 characters"));
     }
     Ok(EnrolledSpeaker {
         id,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
-use diglett_api::protocol::ServerMessage;
+use diglett_api::protocol::{ServerMessage, close};
 use futures_util::{Sink, SinkExt};
 
 use super::render;
@@ -72,6 +72,13 @@ pub(crate) async fn fail<S>(socket: &mut S, f: Fatal)
 where
     S: Sink<Message> + Unpin,
 {
+    // The client's mistake (bad start, bad frame, unknown profile) is `info`; only a failure
+    // of ours (close code 1011) is an `error`. The session's span carries its id.
+    if f.code == close::INTERNAL {
+        tracing::error!(code = f.error, close = f.code, detail = %f.message, "session failed");
+    } else {
+        tracing::info!(code = f.error, close = f.code, detail = %f.message, "session refused");
+    }
     send(
         socket,
         &ServerMessage::Error {

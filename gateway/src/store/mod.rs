@@ -26,8 +26,7 @@ pub use diglett_schemas::EMBEDDING_DIM;
 pub const DEFAULT_REDIS_PREFIX: &str = "diglett:v1:";
 /// Longest accepted tenant name, in ASCII characters.
 pub const MAX_TENANT_LEN: usize = 64;
-/// Longest accepted profile name, in bytes of UTF-8.
-pub const MAX_NAME_BYTES: usize = 256;
+pub use diglett_api::rest::MAX_NAME_CHARS;
 
 /// Why [`Store::profile`] found nothing.
 #[derive(Debug)]
@@ -85,7 +84,22 @@ impl Store {
     /// every key under `prefix` (normally [`DEFAULT_REDIS_PREFIX`]). Fails with
     /// [`StoreError::Unavailable`] within about two seconds if Redis cannot be reached.
     pub async fn connect_redis(url: &str, prefix: &str) -> Result<Store, StoreError> {
-        RedisStore::connect(url, prefix).await.map(Store::Redis)
+        RedisStore::connect(url, prefix, None)
+            .await
+            .map(Store::Redis)
+    }
+
+    /// [`Store::connect_redis`] with `ca` (PEM) as the only roots that verify a `rediss://`
+    /// server; without it a `rediss://` server is verified against the system's roots.
+    ///
+    /// # Errors
+    /// As [`Store::connect_redis`].
+    pub async fn connect_redis_with_ca(
+        url: &str,
+        prefix: &str,
+        ca: Option<&[u8]>,
+    ) -> Result<Store, StoreError> {
+        RedisStore::connect(url, prefix, ca).await.map(Store::Redis)
     }
 
     /// Opens (creating if needed) `<dir>/profiles.redb`, creating `dir` too.
@@ -224,10 +238,12 @@ pub fn validate_tenant(tenant: &str) -> Result<(), StoreError> {
     }
 }
 
-fn validate_name(name: &str) -> Result<(), StoreError> {
-    if name.trim().is_empty() || name.len() > MAX_NAME_BYTES {
+/// A profile name: 1 to [`MAX_NAME_CHARS`] characters, not all white space (the OpenAPI
+/// document says the same with `diglett_api::rest::NAME_PATTERN`).
+pub fn validate_name(name: &str) -> Result<(), StoreError> {
+    if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
         return Err(StoreError::Invalid(format!(
-            "name must be non-blank and at most {MAX_NAME_BYTES} bytes"
+            "name must be 1 to {MAX_NAME_CHARS} characters, not all white space"
         )));
     }
     Ok(())

@@ -75,10 +75,25 @@ fn unavailable(e: &redis::RedisError) -> StoreError {
 }
 
 impl RedisStore {
-    pub(super) async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
+    pub(super) async fn connect(
+        url: &str,
+        prefix: &str,
+        ca: Option<&[u8]>,
+    ) -> Result<Self, StoreError> {
+        // rustls (for rediss://) needs a process-wide crypto provider; ring is the one linked.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         // The URL may carry a password: keep it out of error messages.
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("bad redis url: {:?}", e.kind())))?;
+        let client = match ca {
+            None => redis::Client::open(url),
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            ),
+        }
+        .map_err(|e| StoreError::Unavailable(format!("bad redis url: {:?}", e.kind())))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))

@@ -210,7 +210,10 @@ async fn embed_rejects_bad_requests() {
         ..base.clone()
     };
     let reply = raw_embed(c, enc(&long_id)).await;
-    assert_eq!(reply.request_id, "i".repeat(256));
+    assert_eq!(
+        reply.request_id,
+        "i".repeat(diglett_worker::service::MAX_NAME_BYTES)
+    );
     assert_eq!(embed_error(reply), ErrorKind::BadRequest);
 
     // 4096 samples = 8192 bytes: at most 2 parts of ≥ 4096 bytes.

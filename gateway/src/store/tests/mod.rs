@@ -467,7 +467,7 @@ async fn invalid_inputs(store: Store) {
     assert_invalid(store.create("ok", "   ", &good, 1.0).await, "blank name");
     assert_invalid(
         store
-            .create("ok", &"n".repeat(MAX_NAME_BYTES + 1), &good, 1.0)
+            .create("ok", &"n".repeat(MAX_NAME_CHARS + 1), &good, 1.0)
             .await,
         "long name",
     );
