@@ -98,6 +98,8 @@ pub enum DecodeError {
 /// time `m / 16000` s (to 1/256 of an input sample), and of length `round(n * 16000 / rate)`. 16 kHz input is not resampled, so 16-bit PCM comes out as
 /// exactly `pcm / 32768` (symphonia's integer-to-float conversion divides by 2^(bits-1)).
 ///
+/// The samples are finite and within ±1 (clamped after resampling).
+///
 /// Robustness, by design (the bytes come from users):
 /// - Never panics: a panic inside symphonia is caught and reported as [`DecodeError::Corrupt`].
 ///   (The default panic hook still prints it to stderr.)
@@ -121,7 +123,15 @@ pub fn decode_audio(bytes: &[u8], opts: &DecodeOptions) -> Result<Vec<f32>, Deco
         if samples.iter().any(|x| !x.is_finite()) {
             return Err(DecodeError::NonFinite);
         }
-        resample_to_16k(&samples, rate)
+        // Within ±1 like every sample the models see: a float file may hold larger values, and
+        // the sinc resampler overshoots a full-scale edge by up to ~10 % (found by the
+        // `audio_decode` fuzz target: full-scale 8 kHz PCM came out at 1.09).
+        resample_to_16k(&samples, rate).map(|mut out| {
+            for x in &mut out {
+                *x = x.clamp(-1.0, 1.0);
+            }
+            out
+        })
     }));
     match result {
         Ok(decoded) => decoded,
@@ -139,8 +149,10 @@ pub fn decode_audio(bytes: &[u8], opts: &DecodeOptions) -> Result<Vec<f32>, Deco
 /// Decodes to mono at the file's own rate. Returns the samples and that rate.
 fn decode_native(bytes: &[u8], opts: &DecodeOptions) -> Result<(Vec<f32>, u32), DecodeError> {
     check_ogg_streams(bytes)?;
+    check_ogg_comments(bytes)?;
     let mut owned = bytes.to_vec();
     repair_wav_header(&mut owned)?;
+    skip_flac_metadata(&mut owned);
     let mss = MediaSourceStream::new(Box::new(Cursor::new(owned)), Default::default());
     // Gapless: MP3 and Vorbis packets then carry the encoder delay and padding, which the
     // decoders trim, so the decoded length is the encoded signal's length.
@@ -307,6 +319,7 @@ fn repair_wav_header(buf: &mut [u8]) -> Result<(), DecodeError> {
             b"fmt " if read_u32_le(buf, body + 4) == Some(0) => {
                 return Err(DecodeError::SampleRate(0));
             }
+            b"fmt " => fix_extensible_mask(buf, body, len as usize)?,
             b"data" => {
                 if len as usize > available {
                     let clamped = u32::try_from(available).unwrap_or(u32::MAX);
@@ -320,6 +333,40 @@ fn repair_wav_header(buf: &mut [u8]) -> Result<(), DecodeError> {
             break; // A truncated chunk before the audio: symphonia reports it.
         }
         pos = body + len as usize + (len as usize & 1); // RIFF chunks are 2-byte aligned.
+    }
+    Ok(())
+}
+
+/// `WAVE_FORMAT_EXTENSIBLE` with a channel mask whose bit count differs from the channel
+/// count: symphonia 0.5 "fixes" the mask with shifts that overflow (a panic with overflow
+/// checks, a garbage mask without) when the count is 32 or more or the mask's top bit is set —
+/// found by the `audio_decode` fuzz target. The channels are averaged anyway, so their
+/// positions do not matter: the mask becomes the first `channels` positions. More than 32
+/// channels cannot have positions at all and are refused.
+fn fix_extensible_mask(buf: &mut [u8], body: usize, len: usize) -> Result<(), DecodeError> {
+    const EXTENSIBLE: u16 = 0xFFFE;
+    let u16_at = |buf: &[u8], at: usize| {
+        buf.get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    if len < 24 || u16_at(buf, body) != Some(EXTENSIBLE) {
+        return Ok(());
+    }
+    let (Some(channels), Some(mask)) = (u16_at(buf, body + 2), read_u32_le(buf, body + 20)) else {
+        return Ok(());
+    };
+    if channels > 32 {
+        return Err(DecodeError::Unsupported(format!(
+            "{channels} channels in a WAVE_FORMAT_EXTENSIBLE file (at most 32)"
+        )));
+    }
+    if mask.count_ones() != u32::from(channels) {
+        let fixed = if channels == 32 {
+            u32::MAX
+        } else {
+            (1u32 << channels) - 1
+        };
+        buf[body + 20..body + 24].copy_from_slice(&fixed.to_le_bytes());
     }
     Ok(())
 }
@@ -364,6 +411,80 @@ fn check_ogg_streams(bytes: &[u8]) -> Result<(), DecodeError> {
         (_, true) => Err(DecodeError::Unsupported("Speex in Ogg".into())),
         (_, false) => Err(DecodeError::NoAudioTrack),
     }
+}
+
+/// FLAC metadata blocks the decoder has no use for (application data, Vorbis comments, cue
+/// sheets, pictures) become padding, which symphonia skips without reading. Why: symphonia 0.5
+/// allocates a Vorbis comment's stated length before reading it, so a 3 KB upload claiming a
+/// 3.5 GB comment made it allocate 3.5 GB (found by the `audio_decode` fuzz target).
+fn skip_flac_metadata(buf: &mut [u8]) {
+    const PADDING: u8 = 1;
+    if !buf.starts_with(b"fLaC") {
+        return;
+    }
+    let mut pos = 4usize;
+    while let Some(header) = buf.get(pos..pos + 4) {
+        let (last, kind) = (header[0] & 0x80, header[0] & 0x7f);
+        let len =
+            usize::from(header[1]) << 16 | usize::from(header[2]) << 8 | usize::from(header[3]);
+        if matches!(kind, 2 | 4 | 5 | 6) {
+            buf[pos] = last | PADDING;
+        }
+        if last != 0 {
+            break;
+        }
+        pos += 4 + len;
+    }
+}
+
+/// An Ogg file's Vorbis (or Opus) comment header whose stated lengths run past the end of the
+/// file is refused before symphonia reads it: it allocates each stated length first (the FLAC
+/// case of [`skip_flac_metadata`], here inside an Ogg packet, which cannot be rewritten without
+/// redoing page checksums). Bounding by the whole file's length keeps every allocation below
+/// the upload's own size.
+fn check_ogg_comments(bytes: &[u8]) -> Result<(), DecodeError> {
+    if !bytes.starts_with(b"OggS") {
+        return Ok(());
+    }
+    for marker in [&b"\x03vorbis"[..], b"OpusTags"] {
+        let mut from = 0usize;
+        while let Some(i) = bytes[from..]
+            .windows(marker.len())
+            .position(|w| w == marker)
+        {
+            let start = from + i + marker.len();
+            if !comment_lengths_fit(&bytes[start..]) {
+                return Err(DecodeError::Corrupt(
+                    "a comment header states more bytes than the file holds".into(),
+                ));
+            }
+            from = start;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the vendor string and every comment of a comment header (`u32` lengths, little
+/// endian) fit in `rest`; a header cut short is left to symphonia to report.
+fn comment_lengths_fit(rest: &[u8]) -> bool {
+    let limit = rest.len() as u64;
+    let at = |pos: u64| usize::try_from(pos).ok().and_then(|p| read_u32_le(rest, p));
+    let Some(vendor) = at(0) else { return true };
+    let mut pos = 4 + u64::from(vendor);
+    let Some(count) = at(pos) else {
+        return pos <= limit;
+    };
+    pos += 4;
+    for _ in 0..count {
+        let Some(len) = at(pos) else {
+            return pos <= limit;
+        };
+        pos += 4 + u64::from(len);
+        if pos > limit {
+            return false;
+        }
+    }
+    true
 }
 
 /// Appends one decoded buffer to `out` as the mean of its channels.

@@ -667,3 +667,128 @@ fn fuzzed_headers_never_panic() {
         "mutations should produce both outcomes"
     );
 }
+
+/// A full-scale square wave at 8 kHz overshoots ±1 through the sinc resampler; the decoder
+/// clamps, so what it returns is within ±1 (the `audio_decode` fuzz target's first finding).
+#[test]
+fn resampled_full_scale_stays_within_one() {
+    let square: Vec<i16> = (0..8000)
+        .map(|i| {
+            if (i / 20) % 2 == 0 {
+                i16::MAX
+            } else {
+                i16::MIN
+            }
+        })
+        .collect();
+    let out = decode(&wav_i16(8000, 1, &square)).unwrap();
+    assert_eq!(out.len(), 16_000);
+    assert!(out.iter().all(|x| x.abs() <= 1.0));
+    assert!(
+        out.contains(&1.0),
+        "the overshoot is clamped, not scaled away"
+    );
+}
+
+/// A `WAVE_FORMAT_EXTENSIBLE` file of `channels` 16-bit channels with this channel mask.
+fn extensible(channels: u16, mask: u32, frames: usize) -> Vec<u8> {
+    let block = 2 * channels;
+    let data_len = frames * usize::from(block);
+    let mut v = Vec::new();
+    v.extend_from_slice(b"RIFF");
+    v.extend_from_slice(&((4 + 8 + 40 + 8 + data_len) as u32).to_le_bytes());
+    v.extend_from_slice(b"WAVEfmt ");
+    v.extend_from_slice(&40u32.to_le_bytes());
+    v.extend_from_slice(&0xFFFEu16.to_le_bytes());
+    v.extend_from_slice(&channels.to_le_bytes());
+    v.extend_from_slice(&16_000u32.to_le_bytes());
+    v.extend_from_slice(&(16_000 * u32::from(block)).to_le_bytes());
+    v.extend_from_slice(&block.to_le_bytes());
+    v.extend_from_slice(&16u16.to_le_bytes());
+    v.extend_from_slice(&22u16.to_le_bytes());
+    v.extend_from_slice(&16u16.to_le_bytes());
+    v.extend_from_slice(&mask.to_le_bytes());
+    // KSDATAFORMAT_SUBTYPE_PCM
+    v.extend_from_slice(&[
+        0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xAA, 0x00, 0x38, 0x9B,
+        0x71,
+    ]);
+    v.extend_from_slice(b"data");
+    v.extend_from_slice(&(data_len as u32).to_le_bytes());
+    v.extend(std::iter::repeat_n([0x00, 0x10], data_len / 2).flatten());
+    v
+}
+
+/// Channel masks that disagree with the channel count (symphonia's own repair of them
+/// overflowed: the `audio_decode` fuzz target's second finding) decode, averaged as ever; more
+/// than 32 channels are refused.
+#[test]
+fn extensible_wav_masks_that_disagree_with_the_channels() {
+    for (channels, mask) in [(3, 0x8000_0000u32), (2, 0x0000_0007), (8, 1), (1, 0)] {
+        let out = decode(&extensible(channels, mask, 1600)).unwrap();
+        assert_eq!(out.len(), 1600, "{channels} channels, mask {mask:#x}");
+        assert!(out.iter().all(|&x| (x - 4096.0 / 32768.0).abs() < 1e-4));
+    }
+    // More positions than symphonia names (32 here), and more than a mask can hold.
+    for channels in [32, 40] {
+        assert!(matches!(
+            decode(&extensible(channels, 1, 160)),
+            Err(DecodeError::Unsupported(_))
+        ));
+    }
+}
+
+/// A seed of the `audio_decode` fuzz target (made by `fuzz/make-audio-seeds.py`).
+fn fuzz_seed(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/corpus/audio_decode")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// A FLAC comment block stating a 4 GB comment is skipped, not allocated (symphonia allocates
+/// a comment's stated length before reading it: the fuzz target's third finding), and the
+/// audio decodes as without it.
+#[test]
+fn flac_comments_are_skipped_whatever_they_claim() {
+    let flac = fuzz_seed("seed-flac-16k-mono.flac");
+    let want = decode(&flac).unwrap();
+    // After "fLaC": STREAMINFO (4-byte header + 34 bytes). Insert a comment block after it.
+    let mut hostile = flac[..4 + 4 + 34].to_vec();
+    hostile[4] &= 0x7f; // STREAMINFO is no longer the last block
+    let body = [
+        0u32.to_le_bytes(),
+        1u32.to_le_bytes(),
+        0xF000_0000u32.to_le_bytes(),
+    ]
+    .concat();
+    hostile.extend_from_slice(&[0x04, 0, 0, body.len() as u8]);
+    hostile.extend_from_slice(&body);
+    if flac[4] & 0x80 != 0 {
+        // The seed had STREAMINFO alone: the comment is now the last block.
+        let at = 4 + 4 + 34;
+        hostile[at] |= 0x80;
+    }
+    hostile.extend_from_slice(&flac[4 + 4 + 34..]);
+    assert_eq!(decode(&hostile).unwrap(), want);
+}
+
+/// An Ogg Vorbis comment header stating more bytes than the file holds is refused before
+/// symphonia would allocate them.
+#[test]
+fn ogg_comments_longer_than_the_file_are_refused() {
+    let mut ogg = fuzz_seed("seed-ogg-22k-mono.ogg");
+    assert!(decode(&ogg).is_ok());
+    let at = ogg
+        .windows(7)
+        .position(|w| w == b"\x03vorbis")
+        .expect("a comment header")
+        + 7;
+    ogg[at..at + 4].copy_from_slice(&0xFFFF_FF00u32.to_le_bytes());
+    match decode(&ogg) {
+        Err(DecodeError::Corrupt(m)) => assert!(m.contains("comment header"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
