@@ -3,7 +3,7 @@
 //!
 //! ```sh
 //! cargo run --release -p diglett-tools --example timeline_eval [-- <shared/data dir>]
-//! DIGLETT_STUDY_ENCODER=campp cargo run …   # CAM++ instead of GE2E, the real recordings only
+//! DIGLETT_STUDY_ENCODER=campp cargo run …   # CAM++ instead of GE2E (no cohort normalisation)
 //! DIGLETT_STUDY_ALL=<file> cargo run …      # also every grid point's row into <file>
 //! ```
 //!
@@ -124,8 +124,8 @@ fn cos(a: &[f32], b: &[f32]) -> f32 {
 enum Enc<'a> {
     /// GE2E as the worker runs it: the volume-normalised window.
     Ge2e,
-    /// CAM++ (burn, `model/src/campp`) on the window as received (its fbank is mean-normalised
-    /// per window); ~1 s per window on burn-ndarray, so only the real recordings are studied.
+    /// CAM++ (burn, `model/src/campp`, the matrix-product form) on the window as received (its
+    /// fbank is mean-normalised per window).
     Campp(&'a CamPlusEncoder),
 }
 
@@ -151,10 +151,18 @@ impl Enc<'_> {
             Enc::Ge2e => enroll::embed_enrollment(&m.encoder, &m.vad, &m.compute, audio)
                 .1
                 .map(|u| u.embedding.to_vec()),
-            Enc::Campp(c) => {
+            Enc::Campp(_) => {
                 let speech = enroll::preprocess(&m.vad, &m.compute, audio).speech;
-                c.embed_windows(&[&speech]).pop().flatten()
+                self.enroll_speech(&speech)
             }
+        }
+    }
+
+    /// CAM++'s enrollment from speech already trimmed (GE2E's comes with the synthetic set).
+    fn enroll_speech(&self, speech: &[f32]) -> Option<Voice> {
+        match self {
+            Enc::Ge2e => None,
+            Enc::Campp(c) => c.embed_windows(&[speech]).pop().flatten(),
         }
     }
 }
@@ -512,19 +520,15 @@ fn run(data: &Path) -> Result<(), String> {
     };
     let enc = campp_model.as_ref().map_or(Enc::Ge2e, Enc::Campp);
     let campp = campp_model.is_some();
-    // CAM++ (slow on burn-ndarray): the real recordings only, no cohort normalisation.
+    // CAM++: no cohort normalisation (the cohort voices are GE2E's).
     let cohort = if campp {
         Vec::new()
     } else {
         cohort_voices(&m, &data.join("cohort"))?
     };
-    let synth = if campp {
-        Vec::new()
-    } else {
-        study::synthetic(&m, data, 16, 60.0, ENROLL_S)?
-    };
+    let synth = study::synthetic(&m, data, 16, 60.0, ENROLL_S)?;
     let mut sets: Vec<(&str, Vec<Recording>)> = Vec::new();
-    if !campp {
+    {
         // The synthetic conversations, clean and through `study::far_field`.
         let synthetic_set = |name: &str, far: bool| -> Vec<Recording> {
             synth
@@ -538,8 +542,14 @@ fn run(data: &Path) -> Result<(), String> {
                     } else {
                         &c.wav
                     };
-                    let voices: Vec<Option<Voice>> =
-                        c.enrolled.iter().map(|e| Some(e.to_vec())).collect();
+                    let voices: Vec<Option<Voice>> = if campp {
+                        c.enroll_speech
+                            .iter()
+                            .map(|s| enc.enroll_speech(s))
+                            .collect()
+                    } else {
+                        c.enrolled.iter().map(|e| Some(e.to_vec())).collect()
+                    };
                     analyse(
                         &m,
                         &seg,

