@@ -1,4 +1,4 @@
-//! CAM++'s serving forward pass, still in burn: every convolution is one (batched) matrix
+//! CAM++'s fast forward pass, still in burn: every convolution is one (batched) matrix
 //! product over an im2col of its input, and every BatchNorm that follows a convolution is folded
 //! into it once, at load. burn-ndarray runs `Conv1d`/`Conv2d` as direct loops (one multiply-add
 //! row per input channel and tap), which makes the module form of [`CamPlus`] cost about 1.5 s
@@ -315,8 +315,8 @@ impl TransitMm {
     }
 }
 
-/// CAM++ with every convolution a matrix product and its BatchNorms folded: what the service
-/// runs. Built once from the parity-tested [`CamPlus`] modules.
+/// CAM++ with every convolution a matrix product and its BatchNorms folded: what
+/// [`super::CamPlusEncoder`] runs. Built once from the parity-tested [`CamPlus`] modules.
 #[derive(Debug, Clone)]
 pub struct CamPlusMm {
     head_conv1: Conv2dMm,
