@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+pub use diglett_schemas::SpeakerModel;
 use serde::{Deserialize, Serialize};
 
 /// Largest binary (audio) frame a client may send (bytes).
@@ -118,11 +119,15 @@ pub enum SpeakerRef {
     Inline {
         /// Display name.
         name: String,
-        /// 256 floats.
+        /// The signature: 256 floats from GE2E (`/embed`'s `embedding`) or 192 from CAM++
+        /// (`campp_embedding`).
         embedding: Vec<f32>,
         /// Optional id echoed in results (default: the name).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
+        /// The model that made `embedding` (default `ge2e`); it must be the session's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<SpeakerModel>,
     },
 }
 
@@ -146,6 +151,11 @@ pub struct Options {
     /// default 500): more latency lets more overlapping windows vote on each frame.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u32>,
+    /// The speaker model the session runs: `ge2e` (default) or `campp` (CAM++: better on
+    /// far-field and meeting audio, ~4× the compute; docs/decision.md). Every speaker must have
+    /// an embedding of this model: a profile enrolled before CAM++ was installed has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<SpeakerModel>,
 }
 
 /// A speaker as the `ready` message lists it.
@@ -171,6 +181,9 @@ pub enum ServerMessage {
         hop_ms: u32,
         /// The session's speakers.
         speakers: Vec<SpeakerInfo>,
+        /// The speaker model the session runs (absent from older servers: `ge2e`).
+        #[serde(default)]
+        model: SpeakerModel,
     },
     /// One window's result, in `seq` order.
     Result(WindowResultMsg),

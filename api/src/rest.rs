@@ -79,8 +79,15 @@ pub struct VerifyForm {
 pub struct EmbedResponse {
     /// The `name` field of the request, if any.
     pub name: Option<String>,
-    /// The voice signature: 256 floats, L2-normalised; `null` when no speech was found.
+    /// The model that made `embedding`: `ge2e`.
+    pub model: String,
+    /// The voice signature for GE2E sessions (the default model): 256 floats, L2-normalised;
+    /// `null` when no speech was found. Send it inline with `"model": "ge2e"` (or no model).
     pub embedding: Option<Vec<f32>>,
+    /// The signature for CAM++ sessions (`options.model` `campp`): 192 floats, L2-normalised;
+    /// `null` without speech. Send it inline with `"model": "campp"`.
+    #[serde(default)]
+    pub campp_embedding: Option<Vec<f32>>,
     /// Loudness of the recording in dBFS (RMS).
     pub volume: f32,
     /// Integrated loudness (EBU R128, LUFS).
@@ -126,9 +133,16 @@ pub struct ProfileView {
     /// Last update (RFC 3339).
     #[schema(format = DateTime)]
     pub updated_at: String,
-    /// The signature (only with `?include=embedding`).
+    /// The speaker models this profile can serve (`ge2e`, and `campp` for profiles enrolled
+    /// since CAM++ was installed); a session of another model refuses it.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// The GE2E signature (only with `?include=embedding`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub embedding: Option<Vec<f32>>,
+    /// The CAM++ signature, if the profile has one (only with `?include=embedding`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campp_embedding: Option<Vec<f32>>,
 }
 
 /// Response of `POST /v1/speakers` and `POST /v1/speakers/{id}/samples`.

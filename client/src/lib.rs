@@ -846,7 +846,9 @@ mod tests {
             samples: 1,
             created_at: String::new(),
             updated_at: String::new(),
+            models: vec!["ge2e".into()],
             embedding: None,
+            campp_embedding: None,
         }
     }
 

@@ -71,6 +71,10 @@ enum Command {
         /// default 500): more is more accurate.
         #[arg(long)]
         latency_ms: Option<u32>,
+        /// Speaker model: `ge2e` (server default) or `campp` (better on far-field and meeting
+        /// audio; every profile must have a CAM++ embedding).
+        #[arg(long, value_parser = parse_model)]
+        model: Option<diglett_api::protocol::SpeakerModel>,
         /// Send as fast as the server keeps up instead of in real time.
         #[arg(long)]
         fast: bool,
@@ -195,6 +199,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
             threshold,
             overlap,
             latency_ms,
+            model,
             fast,
             plain,
         } => {
@@ -215,6 +220,7 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
                     min_voiced: None,
                     overlap: overlap.then_some(true),
                     latency_ms,
+                    model,
                 },
                 fast,
                 output,
@@ -223,4 +229,10 @@ async fn run(cli: Cli) -> Result<(), ClientError> {
         }
     }
     Ok(())
+}
+
+/// A `--model` value.
+fn parse_model(s: &str) -> Result<diglett_api::protocol::SpeakerModel, String> {
+    diglett_api::protocol::SpeakerModel::parse(s)
+        .ok_or_else(|| format!("unknown model {s:?} (ge2e or campp)"))
 }

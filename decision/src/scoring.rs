@@ -120,6 +120,14 @@ pub fn decide(scores: &[f32], threshold: f32) -> Decision {
 /// for an FRR of 6.8% (target windows) and a trial FAR of 1.0%.
 pub const DEFAULT_THRESHOLD: f32 = 0.67;
 
+/// The acceptance threshold of a CAM++ session (its cosines sit lower than GE2E's): the
+/// frame-timeline study's selection over every set with segmentation-3.0's speech rule
+/// ([`crate::timeline::TimelineParams::campp`]), and the open-set protocol's equal-error region
+/// for CAM++ (2.84 % at 0.325; at 0.35, 6.0 % of target windows rejected and 1.5 % of unknown
+/// voices accepted; docs/decision.md, **CAM++ in the same study**). Gateways send it as the
+/// window's threshold when the client gives none.
+pub const DEFAULT_THRESHOLD_CAMPP: f32 = 0.35;
+
 /// Default [`DecisionParams::overlap_min`]: both of the two best scores must reach it.
 ///
 /// Conservative on purpose (see `docs/decision.md`): with 1.6 s windows, a mixture's two best

@@ -65,6 +65,20 @@ impl Default for TimelineParams {
     }
 }
 
+impl TimelineParams {
+    /// The rule of a CAM++ session, whose frame speech comes from segmentation-3.0 (`1 − p(no
+    /// speaker)`), not Silero: strict hysteresis 0.90 / 0.80, the rest as the default. Chosen
+    /// with CAM++ at threshold 0.35 on all four sets (docs/decision.md, **CAM++ in the same
+    /// study**).
+    pub fn campp() -> Self {
+        Self {
+            onset: 0.90,
+            offset: 0.80,
+            ..Self::default()
+        }
+    }
+}
+
 /// One run of the timeline.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Segment {

@@ -272,6 +272,7 @@ mod tests {
                 embedding: vec![0.0625; EMBEDDING_DIM],
             }];
             let req = WindowRequest {
+                model: diglett_schemas::SpeakerModel::Ge2e,
                 v: diglett_schemas::SCHEMA_VERSION,
                 session: "s".into(),
                 seq: 3,

@@ -271,7 +271,9 @@ pub async fn embed(
     let e = enroll_file(&state, file, form.name.as_deref()).await?;
     Ok(Json(EmbedResponse {
         name: form.name,
+        model: diglett_schemas::SpeakerModel::Ge2e.as_str().to_owned(),
         embedding: e.embedding,
+        campp_embedding: e.campp_embedding,
         volume: e.loudness.dbfs,
         lufs: e.loudness.lufs,
         speech_seconds: e.speech_seconds,
@@ -287,6 +289,7 @@ fn rfc3339(ms: u64) -> String {
 
 /// A stored profile as the API shows it.
 fn profile_view(p: Profile, with_embedding: bool) -> ProfileView {
+    let models = p.models().iter().map(|m| m.as_str().to_owned()).collect();
     ProfileView {
         id: p.id,
         name: p.name,
@@ -294,6 +297,8 @@ fn profile_view(p: Profile, with_embedding: bool) -> ProfileView {
         samples: p.samples,
         created_at: rfc3339(p.created_at_ms),
         updated_at: rfc3339(p.updated_at_ms),
+        models,
+        campp_embedding: if with_embedding { p.campp } else { None },
         embedding: with_embedding.then_some(p.embedding),
     }
 }
@@ -311,17 +316,27 @@ fn enroll_response(p: Profile, verdict: Verdict, files: Vec<SampleReport>) -> En
     }
 }
 
-/// Embeds every file and merges those with speech: (speech-weighted mean embedding, speech
-/// seconds, overall verdict, per-file reports).
-async fn enroll_files(
-    state: &AppState,
-    files: Vec<Vec<u8>>,
-) -> Result<(Vec<f32>, f32, Verdict, Vec<SampleReport>), ApiError> {
+/// What the files of one upload give together.
+struct Merged {
+    /// Speech-weighted mean GE2E embedding.
+    embedding: Vec<f32>,
+    /// Speech-weighted mean CAM++ embedding, when every file with speech had one.
+    campp: Option<Vec<f32>>,
+    speech: f32,
+    verdict: Verdict,
+    files: Vec<SampleReport>,
+}
+
+/// Embeds every file and merges those with speech (each model's embeddings weighted by the
+/// file's speech seconds), with the overall verdict and per-file reports.
+async fn enroll_files(state: &AppState, files: Vec<Vec<u8>>) -> Result<Merged, ApiError> {
     if files.is_empty() {
         return Err(ApiError::bad_request("send at least one `file` field"));
     }
     let mut reports = Vec::with_capacity(files.len());
-    let mut used: Vec<(Vec<f32>, f32, Verdict)> = Vec::new();
+    // (GE2E embedding, CAM++ embedding, speech seconds, verdict) of each file with speech.
+    struct Used(Vec<f32>, Option<Vec<f32>>, f32, Verdict);
+    let mut used: Vec<Used> = Vec::new();
     for file in files {
         let e = enroll_file(state, file, None).await?;
         reports.push(SampleReport {
@@ -332,7 +347,7 @@ async fn enroll_files(
             lufs: e.loudness.lufs,
         });
         if let Some(emb) = e.embedding {
-            used.push((emb, e.speech_seconds, e.verdict));
+            used.push(Used(emb, e.campp_embedding, e.speech_seconds, e.verdict));
         }
     }
     let no_voice = || {
@@ -346,19 +361,26 @@ async fn enroll_files(
         return Err(no_voice());
     }
     // A file with an embedding has some speech; weigh it by how much.
-    let merged = enroll::weighted_mean(
-        used.iter()
-            .map(|(e, s, _)| (e.as_slice(), s.max(enroll::MIN_MERGE_WEIGHT))),
-    )
-    .ok_or_else(no_voice)?;
-    let speech: f32 = used.iter().map(|(_, s, _)| s).sum();
-    let verdicts: Vec<Verdict> = used.iter().map(|(_, _, v)| *v).collect();
-    Ok((
-        merged,
+    let weight = |s: f32| s.max(enroll::MIN_MERGE_WEIGHT);
+    let merged = enroll::weighted_mean(used.iter().map(|u| (u.0.as_slice(), weight(u.2))))
+        .ok_or_else(no_voice)?;
+    let campp = if used.iter().all(|u| u.1.is_some()) {
+        enroll::weighted_mean(
+            used.iter()
+                .filter_map(|u| u.1.as_deref().map(|c| (c, weight(u.2)))),
+        )
+    } else {
+        None
+    };
+    let speech: f32 = used.iter().map(|u| u.2).sum();
+    let verdicts: Vec<Verdict> = used.iter().map(|u| u.3).collect();
+    Ok(Merged {
+        embedding: merged,
+        campp,
         speech,
-        enroll::overall_verdict(&verdicts, speech),
-        reports,
-    ))
+        verdict: enroll::overall_verdict(&verdicts, speech),
+        files: reports,
+    })
 }
 
 /// `POST /v1/speakers`: creates a profile from one or more recordings.
@@ -391,13 +413,13 @@ pub async fn create_speaker(
         .ok_or_else(|| ApiError::bad_request("a `name` field is required"))?;
     // Checked before the (costly) embedding; the store checks the same.
     crate::store::validate_name(&name)?;
-    let (embedding, speech, verdict, files) = enroll_files(&state, form.files).await?;
+    let m = enroll_files(&state, form.files).await?;
     let p = state
         .store
-        .create(&tenant, &name, &embedding, speech)
+        .create_with(&tenant, &name, &m.embedding, m.campp.as_deref(), m.speech)
         .await?;
     state.metrics.profiles_created.inc();
-    let body = enroll_response(p, verdict, files);
+    let body = enroll_response(p, m.verdict, m.files);
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -441,13 +463,13 @@ pub async fn add_samples(
         return Err(ApiError::profile_not_found(&id));
     }
     let form = read_form(multipart, SAMPLES_FIELDS).await?;
-    let (embedding, speech, verdict, files) = enroll_files(&state, form.files).await?;
+    let m = enroll_files(&state, form.files).await?;
     let p = state
         .store
-        .add_sample(&tenant, &id, &embedding, speech)
+        .add_sample_with(&tenant, &id, &m.embedding, m.campp.as_deref(), m.speech)
         .await?
         .ok_or_else(|| ApiError::profile_not_found(&id))?;
-    Ok(Json(enroll_response(p, verdict, files)))
+    Ok(Json(enroll_response(p, m.verdict, m.files)))
 }
 
 /// `GET /v1/speakers`: the caller's profiles (without embeddings).

@@ -20,7 +20,7 @@ const WINDOW: usize = 25_600;
 
 fn bench(c: &mut Criterion) {
     let compute = Compute::new(1).unwrap();
-    let encoder = CamPlusEncoder::pretrained(compute.clone()).unwrap();
+    let encoder = CamPlusEncoder::pretrained().unwrap();
     let mut group = c.benchmark_group("campp");
     group
         .sample_size(10)
@@ -33,7 +33,7 @@ fn bench(c: &mut Criterion) {
         let refs: Vec<&[f32]> = windows.iter().map(Vec::as_slice).collect();
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(format!("windows_1p6s_batch{batch}"), |b| {
-            b.iter(|| black_box(encoder.embed_windows(black_box(&refs))));
+            b.iter(|| black_box(encoder.embed_windows(&compute, black_box(&refs))));
         });
     }
     // The module form on the same window's features (fbank excluded: it is ~1 % of the cost).

@@ -7,17 +7,27 @@
 //! window's analysis depends only on that window, whatever the batch ([`analyze_windows`] is
 //! tested to give the same output batched and one by one in the worker's tests).
 //!
-//! The speaker model sits behind [`SpeakerModel`], so a second encoder slots in beside GE2E.
+//! Two speaker models are installed ([`Model`]: GE2E, the default, and CAM++); a window job
+//! names the one its session runs, and its enrolled embeddings are that model's. GE2E embeds
+//! the volume-normalised window; CAM++ the window as received (its fbank is mean-normalised per
+//! window, so the level does not matter), each embedding L2-normalised. A CAM++ window's
+//! `chunk_speech` (what the frame timeline reads) is segmentation-3.0's speech probability,
+//! not Silero's: CAM++'s low threshold names whatever the timeline calls speech, and Silero's
+//! rule lets far-field pauses through (docs/decision.md, **CAM++ in the same study**). The
+//! window gate (`min_voiced`) stays Silero's for both.
 
 use diglett_audio::level::{NORMALIZE_TARGET_DBFS, normalize_volume};
 use diglett_audio::loudness::{self, Loudness};
 use diglett_decision::scoring::{self, DecisionParams, VOICED_PROBABILITY, WindowDecision};
+pub use diglett_schemas::SpeakerModel as Model;
 use diglett_schemas::{EMBEDDING_DIM, SAMPLE_RATE};
 use rayon::prelude::*;
 
+use crate::campp::CamPlusEncoder;
 use crate::compute::{Compute, device};
 use crate::encoder::Encoder;
 use crate::enroll::embed_enrollment;
+use crate::segmentation::{self, SpeakerSegmenter};
 use crate::vad::{self, Vad};
 
 /// A speaker encoder as the pipeline uses it: 1.6 s windows in, unit-norm embeddings out.
@@ -43,6 +53,11 @@ pub struct Models {
     pub encoder: Encoder,
     /// Silero VAD v6.
     pub vad: Vad,
+    /// The CAM++ speaker encoder.
+    pub campp: CamPlusEncoder,
+    /// pyannote segmentation-3.0: the frame speech of CAM++ windows. (It runs on the caller's
+    /// pool; the one-thread pool it is built with is for its own stand-alone methods.)
+    pub segmenter: SpeakerSegmenter,
 }
 
 /// The models could not be loaded.
@@ -54,16 +69,36 @@ pub enum ModelError {
     /// The VAD.
     #[error("VAD: {0}")]
     Vad(String),
+    /// segmentation-3.0.
+    #[error("segmentation: {0}")]
+    Segmentation(String),
 }
 
 impl Models {
-    /// Loads the pretrained encoder and VAD (weights compiled into this crate).
+    /// Loads the pretrained encoders and VAD (weights compiled into this crate).
     pub fn load() -> Result<Self, ModelError> {
         Ok(Self {
             encoder: Encoder::pretrained().map_err(|e| ModelError::Encoder(e.to_string()))?,
             vad: Vad::pretrained(&device()).map_err(|e| ModelError::Vad(e.to_string()))?,
+            campp: CamPlusEncoder::pretrained()
+                .map_err(|e| ModelError::Encoder(format!("CAM++: {e}")))?,
+            segmenter: Compute::new(1)
+                .map_err(|e| ModelError::Segmentation(e.to_string()))
+                .and_then(|c| {
+                    SpeakerSegmenter::pretrained(c)
+                        .map_err(|e| ModelError::Segmentation(e.to_string()))
+                })?,
         })
     }
+}
+
+/// `v` scaled to unit length (unchanged if all zero).
+fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if n > 0.0 {
+        v.iter_mut().for_each(|x| *x /= n);
+    }
+    v
 }
 
 /// One window to analyse: 1.6 s of 16 kHz audio and what to score it against.
@@ -71,8 +106,10 @@ impl Models {
 pub struct WindowJob<'a> {
     /// The window's samples, as received (not normalised).
     pub samples: &'a [f32],
-    /// Enrolled embeddings, in the session's order.
-    pub speakers: &'a [[f32; EMBEDDING_DIM]],
+    /// The model the session runs.
+    pub model: Model,
+    /// Enrolled embeddings of that model, in the session's order.
+    pub speakers: &'a [Vec<f32>],
     /// The decision parameters.
     pub params: &'a DecisionParams,
 }
@@ -90,7 +127,8 @@ pub struct WindowAnalysis {
     pub voiced_fraction: f32,
     /// Loudness as received.
     pub loudness: Loudness,
-    /// Silero's speech probability per 32 ms chunk, from the window's start.
+    /// Speech probability per 32 ms chunk, from the window's start: Silero's for GE2E
+    /// windows, segmentation-3.0's for CAM++ windows.
     pub chunk_speech: Vec<f32>,
 }
 
@@ -100,23 +138,13 @@ pub fn analyze_windows(
     compute: &Compute,
     jobs: &[WindowJob<'_>],
 ) -> Vec<WindowAnalysis> {
-    analyze_windows_with(&models.encoder, &models.vad, compute, jobs)
-}
-
-/// [`analyze_windows`] with any [`SpeakerModel`].
-pub fn analyze_windows_with(
-    encoder: &dyn SpeakerModel,
-    vad: &Vad,
-    compute: &Compute,
-    jobs: &[WindowJob<'_>],
-) -> Vec<WindowAnalysis> {
     if jobs.is_empty() {
         return Vec::new();
     }
     // VAD on the audio as received: normalising first would lift near-silence (room noise) to
     // −30 dBFS and make the VAD fire on it.
     let raw: Vec<&[f32]> = jobs.iter().map(|j| j.samples).collect();
-    let probs = vad.probabilities_many(compute, &raw);
+    let probs = models.vad.probabilities_many(compute, &raw);
     let loudness: Vec<Loudness> = compute.install(|| {
         jobs.par_iter()
             .map(|j| loudness::measure(j.samples, SAMPLE_RATE))
@@ -126,26 +154,58 @@ pub fn analyze_windows_with(
         .iter()
         .map(|p| vad::voiced_fraction(p, VOICED_PROBABILITY))
         .collect();
-    let gated: Vec<usize> = (0..jobs.len())
-        .filter(|&i| scoring::gate(voiced[i], jobs[i].params))
-        .collect();
-
-    // Features as enrollment computes them: volume-normalised (increase only) to −30 dBFS.
-    let normalised: Vec<Vec<f32>> = compute.install(|| {
-        gated
-            .par_iter()
-            .map(|&i| {
-                let mut w = jobs[i].samples.to_vec();
-                normalize_volume(&mut w, NORMALIZE_TARGET_DBFS, true);
-                w
-            })
+    let gated = |model: Model| -> Vec<usize> {
+        (0..jobs.len())
+            .filter(|&i| jobs[i].model == model && scoring::gate(voiced[i], jobs[i].params))
             .collect()
-    });
-    let embeddings = encoder.embed_windows(compute, &normalised);
+    };
+    let mut embedded: Vec<(usize, Vec<f32>)> = Vec::new();
+    // GE2E: features as enrollment computes them, volume-normalised (increase only) to −30 dBFS.
+    let ge2e = gated(Model::Ge2e);
+    if !ge2e.is_empty() {
+        let normalised: Vec<Vec<f32>> = compute.install(|| {
+            ge2e.par_iter()
+                .map(|&i| {
+                    let mut w = jobs[i].samples.to_vec();
+                    normalize_volume(&mut w, NORMALIZE_TARGET_DBFS, true);
+                    w
+                })
+                .collect()
+        });
+        let e = SpeakerModel::embed_windows(&models.encoder, compute, &normalised);
+        embedded.extend(ge2e.iter().copied().zip(e.into_iter().map(|e| e.to_vec())));
+    }
+    // CAM++: the window as received.
+    let campp = gated(Model::Campp);
+    if !campp.is_empty() {
+        let wins: Vec<&[f32]> = campp.iter().map(|&i| jobs[i].samples).collect();
+        let e = models.campp.embed_windows(compute, &wins);
+        embedded.extend(
+            campp
+                .iter()
+                .copied()
+                .zip(e.into_iter().map(|e| unit(e.unwrap_or_default()))),
+        );
+    }
 
+    // CAM++ windows' frame speech: segmentation-3.0 over every such window (gated or not: the
+    // timeline reads every window's chunks).
+    let mut chunk_speech: Vec<Option<Vec<f32>>> = vec![None; jobs.len()];
+    let seg_jobs: Vec<usize> = (0..jobs.len())
+        .filter(|&i| jobs[i].model == Model::Campp)
+        .collect();
+    if !seg_jobs.is_empty() {
+        let wins: Vec<&[f32]> = seg_jobs.iter().map(|&i| jobs[i].samples).collect();
+        if let Ok(frames) = models.segmenter.log_probs_batch_on(compute, &wins) {
+            for (&i, f) in seg_jobs.iter().zip(frames) {
+                let n = probs[i].len();
+                chunk_speech[i] = Some(segmentation::speech_per_chunk(&f, n, CHUNK_SECONDS));
+            }
+        }
+    }
     let mut scores: Vec<Vec<f32>> = vec![Vec::new(); jobs.len()];
-    for (&i, e) in gated.iter().zip(&embeddings) {
-        scores[i] = scoring::score_all(e, jobs[i].speakers);
+    for (i, e) in &embedded {
+        scores[*i] = scoring::score_all(e, jobs[*i].speakers);
     }
     jobs.iter()
         .enumerate()
@@ -169,7 +229,7 @@ pub fn analyze_windows_with(
                 speech_mean,
                 voiced_fraction: voiced[i],
                 loudness: loudness[i],
-                chunk_speech: p.clone(),
+                chunk_speech: chunk_speech[i].take().unwrap_or_else(|| p.clone()),
             }
         })
         .collect()
@@ -178,8 +238,10 @@ pub fn analyze_windows_with(
 /// What [`analyze_enrollment`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnrollmentAnalysis {
-    /// The embedding, `None` without speech.
+    /// The GE2E embedding, `None` without speech.
     pub embedding: Option<[f32; EMBEDDING_DIM]>,
+    /// The CAM++ embedding of the same trimmed speech (L2-normalised), `None` without speech.
+    pub campp_embedding: Option<Vec<f32>>,
     /// Seconds of speech kept after trimming.
     pub speech_seconds: f32,
     /// Seconds received.
@@ -189,6 +251,9 @@ pub struct EnrollmentAnalysis {
     /// Share of samples at full scale.
     pub clipped_fraction: f32,
 }
+
+/// Seconds of one Silero chunk (512 samples at 16 kHz), the unit of `chunk_speech`.
+const CHUNK_SECONDS: f64 = vad::CHUNK as f64 / SAMPLE_RATE as f64;
 
 /// A sample at or beyond ±32767/32768 is at full scale (the largest positive `i16`).
 const FULL_SCALE: f32 = 32767.0 / 32768.0;
@@ -202,8 +267,19 @@ pub fn analyze_enrollment(
     let loudness = loudness::measure(samples, SAMPLE_RATE);
     let clipped = samples.iter().filter(|x| x.abs() >= FULL_SCALE).count();
     let (pre, embedding) = embed_enrollment(&models.encoder, &models.vad, compute, samples);
+    let campp_embedding = if embedding.is_some() {
+        models
+            .campp
+            .embed_windows(compute, &[&pre.speech])
+            .pop()
+            .flatten()
+            .map(unit)
+    } else {
+        None
+    };
     EnrollmentAnalysis {
         embedding: embedding.map(|e| e.embedding),
+        campp_embedding,
         speech_seconds: pre.speech_seconds,
         duration_seconds: samples.len() as f32 / SAMPLE_RATE as f32,
         loudness,

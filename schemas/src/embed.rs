@@ -123,9 +123,13 @@ pub struct Enrollment {
     /// Echo of [`EmbedRequest::name`].
     #[serde(default)]
     pub name: Option<String>,
-    /// The L2-normalised 256-dim speaker embedding; `None` when there was no speech at all.
+    /// The L2-normalised 256-dim GE2E speaker embedding; `None` when there was no speech at all.
     #[serde(default)]
     pub embedding: Option<Vec<f32>>,
+    /// The L2-normalised 192-dim CAM++ embedding of the same speech; `None` without speech or
+    /// from a worker that predates versioned models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campp_embedding: Option<Vec<f32>>,
     /// Seconds of speech left after trimming long silences.
     pub speech_seconds: f32,
     /// Length of the received audio (s).
@@ -269,6 +273,7 @@ mod tests {
             outcome: EmbedOutcome::Ok(Enrollment {
                 name: Some("Ada".into()),
                 embedding: Some(vec![0.5; 256]),
+                campp_embedding: Some(vec![0.25; 192]),
                 speech_seconds: 4.25,
                 duration_seconds: 5.0,
                 loudness: Loudness {

@@ -59,6 +59,66 @@ pub const WINDOW_SAMPLES: usize = 25_600;
 /// Length of a speaker embedding (the GE2E encoder's output).
 pub const EMBEDDING_DIM: usize = 256;
 
+/// Length of a CAM++ speaker embedding.
+pub const EMBEDDING_DIM_CAMPP: usize = 192;
+
+/// The speaker encoder that made an embedding. Embeddings of different models are not
+/// comparable: a session runs one model, and every enrolled speaker's embedding must be that
+/// model's.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SpeakerModel {
+    /// Resemblyzer's GE2E (256-d): the default, and the only model of profiles made before
+    /// models were versioned.
+    #[default]
+    Ge2e,
+    /// 3D-Speaker's CAM++ zh-en common (192-d).
+    Campp,
+}
+
+impl SpeakerModel {
+    /// Every installed model, the default first.
+    pub const ALL: [SpeakerModel; 2] = [SpeakerModel::Ge2e, SpeakerModel::Campp];
+
+    /// Its embedding's length.
+    pub fn dim(self) -> usize {
+        match self {
+            SpeakerModel::Ge2e => EMBEDDING_DIM,
+            SpeakerModel::Campp => EMBEDDING_DIM_CAMPP,
+        }
+    }
+
+    /// The wire name (`ge2e`, `campp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpeakerModel::Ge2e => "ge2e",
+            SpeakerModel::Campp => "campp",
+        }
+    }
+
+    /// The model of a wire name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+
+    /// Whether this is the default (for `skip_serializing_if`).
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 /// `s` cut to at most `max` bytes on a character boundary: how a client's string is echoed into
 /// an error message or a log line without letting it grow them.
 pub fn clip(s: &str, max: usize) -> &str {

@@ -23,6 +23,10 @@ pub struct WindowRequest {
     /// Exactly [`crate::WINDOW_SAMPLES`] samples of 16 kHz mono little-endian `i16`.
     #[serde(with = "serde_bytes")]
     pub pcm: Vec<u8>,
+    /// The speaker model the session runs; every speaker's embedding is this model's.
+    /// Absent (older gateways): GE2E.
+    #[serde(default, skip_serializing_if = "crate::SpeakerModel::is_default")]
+    pub model: crate::SpeakerModel,
     /// The session's enrolled speakers; scores come back in this order.
     pub speakers: Vec<EnrolledSpeaker>,
     /// Decision parameters; unset fields take the model's defaults.
@@ -44,7 +48,7 @@ pub struct EnrolledSpeaker {
     /// Display name.
     #[serde(default)]
     pub name: Option<String>,
-    /// Enrollment embedding: [`crate::EMBEDDING_DIM`] finite numbers.
+    /// Enrollment embedding: [`crate::SpeakerModel::dim`] finite numbers of the request's model.
     pub embedding: Vec<f32>,
 }
 
@@ -236,6 +240,7 @@ mod tests {
 
     pub(crate) fn window() -> WindowRequest {
         WindowRequest {
+            model: crate::SpeakerModel::Ge2e,
             v: 1,
             session: "s1".into(),
             seq: 7,

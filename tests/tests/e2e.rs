@@ -129,11 +129,24 @@ async fn session(
     fault_at: Option<f64>,
     fault: impl AsyncFnOnce(),
 ) -> Transcript {
+    session_with(addr, speakers, json!({}), audio, speed, fault_at, fault).await
+}
+
+/// [`session`] with these `start` options.
+async fn session_with(
+    addr: &str,
+    speakers: Value,
+    options: Value,
+    audio: &[f32],
+    speed: f64,
+    fault_at: Option<f64>,
+    fault: impl AsyncFnOnce(),
+) -> Transcript {
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/stream"))
         .await
         .unwrap();
     let (mut tx, mut rx) = ws.split();
-    let start = json!({"type":"start","audio":{"sample_rate":16000,"encoding":"pcm_s16le","channels":1},"speakers":speakers});
+    let start = json!({"type":"start","audio":{"sample_rate":16000,"encoding":"pcm_s16le","channels":1},"speakers":speakers,"options":options});
     tx.send(Message::Text(start.to_string().into()))
         .await
         .unwrap();
@@ -294,6 +307,122 @@ async fn conversation_end_to_end() {
         );
     }
     assert_eq!(summary["dropped"], 0);
+    drop(stack);
+}
+
+/// Speaker models over the bus: profiles enrolled through a worker carry both models'
+/// embeddings; a CAM++ session (`options.model`) labels the conversation through the worker's
+/// CAM++ and says so in `ready`; `/embed`'s CAM++ signature works inline in a CAM++ session;
+/// a GE2E signature in a CAM++ session is refused (mixing models) with close 1007.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campp_session_end_to_end() {
+    let _cpu = shared().await;
+    let stack = Stack::start(1, &[]).await;
+    let a = stack.enroll("ana", VOICES[0]).await;
+    let b = stack.enroll("bea", VOICES[1]).await;
+    let names = ["ana", "bea"];
+    let profile: Value = diglett_e2e::http()
+        .get(format!(
+            "http://{}/v1/speakers/{a}?include=embedding",
+            stack.addr
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(profile["models"], json!(["ge2e", "campp"]), "{profile}");
+    assert_eq!(profile["campp_embedding"].as_array().unwrap().len(), 192);
+    let (audio, truth) = conversation();
+    let t = session_with(
+        &stack.addr,
+        json!([a, b]),
+        json!({"model": "campp"}),
+        &audio,
+        8.0,
+        None,
+        async || {},
+    )
+    .await;
+    assert_eq!(t.close.as_ref().map(|c| c.0), Some(1000), "{:?}", t.close);
+    assert_eq!(t.of_type("ready")[0]["model"], "campp");
+    let results = t.of_type("result");
+    let total = audio.len() as f64 / SR as f64;
+    assert_eq!(results.len(), ((total - 1.6) / 0.5) as usize + 1);
+    let (mut right, mut speech_windows) = (0, 0);
+    for r in &results {
+        let (s, e) = (r["start"].as_f64().unwrap(), r["end"].as_f64().unwrap());
+        let inside = |&(_, ts, te): &(usize, f64, f64)| (e.min(te) - s.max(ts)).max(0.0);
+        if let Some(&(who, ..)) = truth.iter().find(|t| inside(t) >= 0.8 * 1.6) {
+            speech_windows += 1;
+            if r["speaker"] == names[who] {
+                right += 1;
+            }
+        }
+    }
+    assert!(speech_windows >= 30, "{speech_windows}");
+    assert!(
+        right * 10 >= speech_windows * 9,
+        "CAM++: right speaker on {right}/{speech_windows} speech windows"
+    );
+
+    // Client-held signatures: /embed gives both, each tagged by model.
+    let e = stack.embed(&speech(VOICES[0], 0, 5.0)).await;
+    let full: Value = {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(wav(&speech(VOICES[0], 0, 5.0))).file_name("a.wav"),
+        );
+        diglett_e2e::http()
+            .post(format!("http://{}/embed", stack.addr))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    assert_eq!(full["model"], "ge2e");
+    assert_eq!(full["embedding"], e);
+    let campp = full["campp_embedding"].clone();
+    assert_eq!(campp.as_array().unwrap().len(), 192);
+    let inline = json!([{"name": "ana", "embedding": campp, "model": "campp"}]);
+    let t = session_with(
+        &stack.addr,
+        inline,
+        json!({"model": "campp"}),
+        &speech(VOICES[0], 3, 4.0),
+        8.0,
+        None,
+        async || {},
+    )
+    .await;
+    assert_eq!(t.close.as_ref().map(|c| c.0), Some(1000), "{:?}", t.close);
+    assert!(
+        t.of_type("result").iter().any(|r| r["speaker"] == "ana"),
+        "{:?}",
+        t.messages
+    );
+    let mixed = json!([{"name": "ana", "embedding": e}]);
+    let t = session_with(
+        &stack.addr,
+        mixed,
+        json!({"model": "campp"}),
+        &speech(VOICES[0], 3, 2.0),
+        8.0,
+        None,
+        async || {},
+    )
+    .await;
+    assert_eq!(t.close.as_ref().map(|c| c.0), Some(1007), "{:?}", t.close);
+    assert_eq!(
+        t.of_type("error")[0]["code"],
+        "bad_start",
+        "{:?}",
+        t.messages
+    );
     drop(stack);
 }
 

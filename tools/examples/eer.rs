@@ -62,7 +62,7 @@ fn run(
     let compute = Compute::new(threads).map_err(|e| e.to_string())?;
     let encoder = Encoder::pretrained().map_err(|e| e.to_string())?;
     let campp = if campp {
-        Some(CamPlusEncoder::pretrained(compute.clone()).map_err(|e| e.to_string())?)
+        Some(CamPlusEncoder::pretrained().map_err(|e| e.to_string())?)
     } else {
         None
     };
@@ -72,7 +72,7 @@ fn run(
     let embed_windows = |wins: &[&[f32]]| -> Vec<Vec<f32>> {
         match &campp {
             Some(c) => c
-                .embed_windows(wins)
+                .embed_windows(&compute, wins)
                 .into_iter()
                 .map(Option::unwrap_or_default)
                 .collect(),
@@ -88,7 +88,11 @@ fn run(
         |wav| enroll::preprocess(&vad, &compute, wav).speech,
         |wav| {
             let e = match &campp {
-                Some(c) => c.embed_windows(&[wav]).pop().flatten().unwrap_or_default(),
+                Some(c) => c
+                    .embed_windows(&compute, &[wav])
+                    .pop()
+                    .flatten()
+                    .unwrap_or_default(),
                 None => encoder.embed_utterance(&compute, wav).embedding.to_vec(),
             };
             enrolled.push(e.clone());

@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Windows (1.6 s every 0.5 s, the service's default hop) are analysed as the worker analyses
-//! them (`model/src/pipeline.rs`, `analyze_windows_with`): Silero on the raw window, the
+//! them (`model/src/pipeline.rs`, `analyze_windows`): Silero on the raw window, the
 //! volume-normalised window's embedding, cosine scores against the enrolled voices. Every
 //! window is embedded once; the gate (`min_voiced`) is applied in the grid, as the worker
 //! would (a window under it has no scores). Each grid point then runs the gateway's
@@ -138,7 +138,7 @@ impl Enc<'_> {
                 .map(|e| e.to_vec())
                 .collect(),
             Enc::Campp(c) => c
-                .embed_windows(raw)
+                .embed_windows(&m.compute, raw)
                 .into_iter()
                 .map(Option::unwrap_or_default)
                 .collect(),
@@ -153,16 +153,16 @@ impl Enc<'_> {
                 .map(|u| u.embedding.to_vec()),
             Enc::Campp(_) => {
                 let speech = enroll::preprocess(&m.vad, &m.compute, audio).speech;
-                self.enroll_speech(&speech)
+                self.enroll_speech(m, &speech)
             }
         }
     }
 
     /// CAM++'s enrollment from speech already trimmed (GE2E's comes with the synthetic set).
-    fn enroll_speech(&self, speech: &[f32]) -> Option<Voice> {
+    fn enroll_speech(&self, m: &Models, speech: &[f32]) -> Option<Voice> {
         match self {
             Enc::Ge2e => None,
-            Enc::Campp(c) => c.embed_windows(&[speech]).pop().flatten(),
+            Enc::Campp(c) => c.embed_windows(&m.compute, &[speech]).pop().flatten(),
         }
     }
 }
@@ -213,32 +213,7 @@ fn seg_chunk_speech(seg: &SpeakerSegmenter, windows: &[&[f32]]) -> Vec<Vec<f32>>
     windows
         .chunks(16)
         .flat_map(|batch| seg.log_probs_batch(batch).unwrap_or_default())
-        .map(|frames| {
-            let speech: Vec<(f64, f32)> = frames
-                .iter()
-                .enumerate()
-                .map(|(i, lp)| (sg::frame_center_seconds(i), 1.0 - lp[0].exp()))
-                .collect();
-            (0..n_chunks)
-                .map(|c| {
-                    let (a, b) = (c as f64 * CHUNK_S, (c + 1) as f64 * CHUNK_S);
-                    let inside: Vec<f32> = speech
-                        .iter()
-                        .filter(|(t, _)| (a..b).contains(t))
-                        .map(|x| x.1)
-                        .collect();
-                    if inside.is_empty() {
-                        let mid = (a + b) / 2.0;
-                        speech
-                            .iter()
-                            .min_by(|x, y| (x.0 - mid).abs().total_cmp(&(y.0 - mid).abs()))
-                            .map_or(0.0, |x| x.1)
-                    } else {
-                        inside.iter().sum::<f32>() / inside.len() as f32
-                    }
-                })
-                .collect()
-        })
+        .map(|frames| sg::speech_per_chunk(&frames, n_chunks, CHUNK_S))
         .collect()
 }
 
@@ -513,9 +488,7 @@ fn run(data: &Path) -> Result<(), String> {
     let m = Models::load()?;
     let seg = SpeakerSegmenter::pretrained(m.compute.clone()).map_err(|e| e.to_string())?;
     let campp_model = match std::env::var("DIGLETT_STUDY_ENCODER").as_deref() {
-        Ok("campp") => {
-            Some(CamPlusEncoder::pretrained(m.compute.clone()).map_err(|e| e.to_string())?)
-        }
+        Ok("campp") => Some(CamPlusEncoder::pretrained().map_err(|e| e.to_string())?),
         _ => None,
     };
     let enc = campp_model.as_ref().map_or(Enc::Ge2e, Enc::Campp);
@@ -545,7 +518,7 @@ fn run(data: &Path) -> Result<(), String> {
                     let voices: Vec<Option<Voice>> = if campp {
                         c.enroll_speech
                             .iter()
-                            .map(|s| enc.enroll_speech(s))
+                            .map(|s| enc.enroll_speech(&m, s))
                             .collect()
                     } else {
                         c.enrolled.iter().map(|e| Some(e.to_vec())).collect()

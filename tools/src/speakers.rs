@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::eval::{self, Speaker, SpeakerReport, TRIAL_SAMPLES};
-use diglett_api::protocol::{Options, ServerMessage, SpeakerRef};
+use diglett_api::protocol::{Options, ServerMessage, SpeakerModel, SpeakerRef};
 use diglett_client::Client;
 use diglett_model::compute::{Compute, device};
 use diglett_model::vad::Vad;
@@ -99,13 +99,18 @@ impl Report {
     }
 }
 
-/// Runs the protocol on `dir` against the gateway behind `client`.
-pub async fn evaluate(client: &Client, dir: &Path) -> Result<Report, Error> {
+/// Runs the protocol on `dir` against the gateway behind `client`, sessions of `model` (the
+/// server's default when `None`).
+pub async fn evaluate(
+    client: &Client,
+    dir: &Path,
+    model: Option<SpeakerModel>,
+) -> Result<Report, Error> {
     let speakers = eval::load_speakers(dir).map_err(|e| Error::Input(e.to_string()))?;
     let compute = Compute::new(1).map_err(|e| Error::Input(e.to_string()))?;
     let vad = Vad::pretrained(&device()).map_err(|e| Error::Input(e.to_string()))?;
     let mut ids = Vec::new();
-    let result = run(client, dir, &speakers, &compute, &vad, &mut ids).await;
+    let result = run(client, dir, &speakers, &compute, &vad, &mut ids, model).await;
     crate::delete_profiles(client, &ids).await;
     result
 }
@@ -117,6 +122,7 @@ async fn run(
     compute: &Compute,
     vad: &Vad,
     ids: &mut Vec<String>,
+    model: Option<SpeakerModel>,
 ) -> Result<Report, Error> {
     let mut enroll_seconds = Vec::new();
     let mut verdicts = Vec::new();
@@ -144,6 +150,7 @@ async fn run(
             overlap: Some(false),
             threshold: None,
             latency_ms: None,
+            model,
         },
         pacing: Pacing::Fast,
     });

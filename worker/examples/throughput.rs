@@ -94,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
         let payloads: Vec<bytes::Bytes> = (0..n)
             .map(|i| {
                 let req = WindowRequest {
+                    model: diglett_schemas::SpeakerModel::Ge2e,
                     v: 1,
                     session: session.clone(),
                     seq: i as u64,
@@ -144,6 +145,7 @@ async fn main() -> anyhow::Result<()> {
         let mut rtts = Vec::with_capacity(LATENCY_WINDOWS);
         for i in 0..LATENCY_WINDOWS {
             let req = WindowRequest {
+                model: diglett_schemas::SpeakerModel::Ge2e,
                 v: 1,
                 session: session.clone(),
                 seq: (n + i) as u64,

@@ -265,6 +265,10 @@ pub(crate) async fn embed_decoded(
     if out
         .embedding
         .is_some_and(|e| e.iter().any(|x| !x.is_finite()))
+        || out
+            .campp_embedding
+            .as_ref()
+            .is_some_and(|e| e.iter().any(|x| !x.is_finite()))
     {
         return Err(fail(ErrorKind::Internal, "non-finite embedding".into()));
     }
@@ -274,6 +278,7 @@ pub(crate) async fn embed_decoded(
         Enrollment {
             name: req.name,
             embedding: out.embedding.map(|e| e.to_vec()),
+            campp_embedding: out.campp_embedding,
             speech_seconds: out.speech_seconds,
             duration_seconds: out.duration_seconds,
             loudness: schemas::Loudness {

@@ -30,8 +30,10 @@ pub use diglett_audio::loudness::Loudness;
 pub struct WindowInput {
     /// Exactly `WINDOW_SAMPLES` samples, as received (not normalised).
     pub samples: Vec<f32>,
-    /// Enrolled embeddings, in the request's order.
-    pub speakers: Vec<[f32; EMBEDDING_DIM]>,
+    /// The model the session runs.
+    pub model: pipeline::Model,
+    /// Enrolled embeddings of that model, in the request's order.
+    pub speakers: Vec<Vec<f32>>,
     /// The decision parameters.
     pub params: DecisionParams,
     /// When the worker received the window (for queue-wait).
@@ -81,6 +83,7 @@ pub fn process_windows(
         .iter()
         .map(|j| WindowJob {
             samples: &j.samples,
+            model: j.model,
             speakers: &j.speakers,
             params: &j.params,
         })
@@ -107,8 +110,10 @@ pub fn process_windows(
 /// What [`process_enrollment`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnrollmentOutput {
-    /// The embedding, `None` without speech.
+    /// The GE2E embedding, `None` without speech.
     pub embedding: Option<[f32; EMBEDDING_DIM]>,
+    /// The CAM++ embedding, `None` without speech.
+    pub campp_embedding: Option<Vec<f32>>,
     /// Seconds of speech kept after trimming.
     pub speech_seconds: f32,
     /// Seconds received.
@@ -127,6 +132,7 @@ pub fn process_enrollment(models: &Models, compute: &Compute, samples: &[f32]) -
     let a = pipeline::analyze_enrollment(models, compute, samples);
     EnrollmentOutput {
         embedding: a.embedding,
+        campp_embedding: a.campp_embedding,
         speech_seconds: a.speech_seconds,
         duration_seconds: a.duration_seconds,
         loudness: a.loudness,

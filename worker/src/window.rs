@@ -6,7 +6,7 @@ use std::time::Instant;
 use async_nats::Message;
 use diglett_decision::params;
 use diglett_schemas::{
-    self as schemas, EMBEDDING_DIM, ErrorKind, Label, SAMPLE_RATE, SCHEMA_VERSION, SpeakerScore,
+    self as schemas, ErrorKind, Label, SAMPLE_RATE, SCHEMA_VERSION, SpeakerScore,
     SpeechProbability, Timing, WINDOW_SAMPLES, WindowError, WindowRequest, WindowResult, codec,
     pcm, subjects,
 };
@@ -62,21 +62,18 @@ pub(crate) fn window_input(
     for s in &req.speakers {
         check_name("speaker id", &s.id)?;
         check_name("speaker name", s.name.as_deref().unwrap_or(""))?;
-        let e: [f32; EMBEDDING_DIM] = s
-            .embedding
-            .as_slice()
-            .try_into()
-            .ok()
-            .filter(|e: &[f32; EMBEDDING_DIM]| e.iter().all(|x| x.is_finite()))
-            .ok_or_else(|| {
-                Rejected::new(
-                    ErrorKind::BadEmbedding,
-                    format!(
-                        "speaker {:?}: embedding must be {EMBEDDING_DIM} finite numbers",
-                        s.id
-                    ),
-                )
-            })?;
+        let dim = req.model.dim();
+        if s.embedding.len() != dim || s.embedding.iter().any(|x| !x.is_finite()) {
+            return Err(Rejected::new(
+                ErrorKind::BadEmbedding,
+                format!(
+                    "speaker {:?}: a {} embedding must be {dim} finite numbers",
+                    s.id,
+                    req.model.as_str()
+                ),
+            ));
+        }
+        let e = s.embedding.clone();
         speakers.push(e);
     }
     // Data-chosen defaults, the overlap rule as strict as this many speakers need, then the
@@ -96,6 +93,7 @@ pub(crate) fn window_input(
     };
     Ok(WindowInput {
         samples: pcm::to_f32(&req.pcm),
+        model: req.model,
         speakers,
         params,
         received,

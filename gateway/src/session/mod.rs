@@ -254,6 +254,8 @@ pub(crate) struct Session {
     shutdown: CancellationToken,
     speakers: Speakers,
     enrolled: Vec<EnrolledSpeaker>,
+    /// The speaker model every window runs (and every enrolled embedding is).
+    model: diglett_schemas::SpeakerModel,
     params: DecisionParams,
     hop_ms: u32,
     decoder: pcm::PcmDecoder,
@@ -291,8 +293,13 @@ impl Session {
             .map_or(diglett_decision::scoring::DEFAULT_THRESHOLD, |p| {
                 p.threshold
             });
+        // A CAM++ window's frame speech is segmentation-3.0's, read with its own rule.
+        let timeline = match plan.model {
+            diglett_schemas::SpeakerModel::Ge2e => TimelineParams::default(),
+            diglett_schemas::SpeakerModel::Campp => TimelineParams::campp(),
+        };
         let decider = Decider::new(
-            TimelineParams::default(),
+            timeline,
             threshold,
             plan.overlap,
             plan.enrolled.len(),
@@ -305,6 +312,7 @@ impl Session {
             shutdown,
             speakers,
             enrolled: plan.enrolled,
+            model: plan.model,
             params: plan.params,
             hop_ms: plan.hop_ms,
             decoder: plan.decoder,
@@ -341,13 +349,14 @@ impl Session {
             window_ms: protocol::WINDOW_MS,
             hop_ms: self.hop_ms,
             speakers: self.speakers.info(),
+            model: self.model,
         };
         if send(socket, &ready).await {
             let started = self.event(EventKind::Started {
                 speakers: self.enrolled.iter().map(|s| s.id.clone()).collect(),
             });
             bus.publish_event(started).await;
-            tracing::info!(session = %self.id, speakers = self.enrolled.len(), hop_ms = self.hop_ms, "session started");
+            tracing::info!(session = %self.id, speakers = self.enrolled.len(), hop_ms = self.hop_ms, model = self.model.as_str(), "session started");
 
             let end = self.event_loop(socket, &mut results, bus).await;
             let reason = match &end {
@@ -548,6 +557,7 @@ impl Session {
             return;
         };
         let req = WindowRequest {
+            model: self.model,
             v: SCHEMA_VERSION,
             session: self.id.clone(),
             seq,

@@ -121,6 +121,7 @@ fn session(max_in_flight: usize) -> Harness {
         })
         .unwrap(),
         enrolled: vec![speaker("a", 0.0), speaker("b", 1.0)],
+        model: diglett_schemas::SpeakerModel::Ge2e,
         params: wire_params(&SessionOptions::default()),
         latency_ms: diglett_decision::timeline::DEFAULT_LATENCY_MS,
         overlap: false,

@@ -2,8 +2,10 @@
 //!
 //! Table `profiles_v1`: key `"{tenant}/{id}"` (tenants cannot contain `/`, so
 //! a tenant's profiles are exactly the keys in `"{tenant}/".."{tenant}0"`),
-//! value a MessagePack record ([`Record`]) with the embedding as 1024 bytes of
-//! little-endian f32. Every redb call runs inside `spawn_blocking`; each
+//! value a MessagePack record ([`Record`]) with the GE2E embedding as 1024 bytes of
+//! little-endian f32 and, from record version 2 on, the CAM++ embedding as 768 bytes and its
+//! speech seconds (absent in a version-1 record: a GE2E-only profile made before models were
+//! versioned; it is rewritten as version 2 by its next sample, and reads the same until then). Every redb call runs inside `spawn_blocking`; each
 //! mutation is one write transaction, which redb serialises, so concurrent
 //! `add_sample` calls cannot lose updates. Commits are durable (fsync).
 //!
@@ -16,12 +18,16 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::{Profile, StoreError, embedding_from_bytes, embedding_to_bytes, merge_sample, now_ms};
+use super::{
+    Profile, Sample, SpeakerModel, StoreError, embedding_from_bytes, embedding_to_bytes,
+    merge_sample, now_ms,
+};
 
 const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles_v1");
 /// File name inside the store directory.
 pub const DB_FILE_NAME: &str = "profiles.redb";
-const RECORD_VERSION: u8 = 1;
+/// The version written; versions 1 (GE2E only) and 2 are read.
+const RECORD_VERSION: u8 = 2;
 
 /// The stored form of a profile (the id lives in the key).
 #[derive(Serialize, Deserialize)]
@@ -34,6 +40,12 @@ struct Record {
     samples: u32,
     created_at_ms: u64,
     updated_at_ms: u64,
+    /// Version 2: the CAM++ embedding (768 bytes), if any. A version-1 record's positional
+    /// MessagePack array ends before these two fields, which then take their defaults.
+    #[serde(default, with = "serde_bytes")]
+    campp: Option<Vec<u8>>,
+    #[serde(default)]
+    campp_speech_seconds: f32,
 }
 
 impl Record {
@@ -46,6 +58,8 @@ impl Record {
             samples: p.samples,
             created_at_ms: p.created_at_ms,
             updated_at_ms: p.updated_at_ms,
+            campp: p.campp.as_deref().map(embedding_to_bytes),
+            campp_speech_seconds: p.campp_speech_seconds,
         }
     }
 
@@ -61,7 +75,7 @@ impl Record {
         };
         let r: Record = rmp_serde::from_slice(bytes)
             .map_err(|e| corrupt(format!("undecodable record: {e}")))?;
-        if r.v != RECORD_VERSION {
+        if r.v != 1 && r.v != RECORD_VERSION {
             return Err(corrupt(format!("unknown record version {}", r.v)));
         }
         if !r.speech_seconds.is_finite() || r.speech_seconds <= 0.0 {
@@ -70,8 +84,15 @@ impl Record {
         Ok(Profile {
             id: id.to_owned(),
             name: r.name,
-            embedding: embedding_from_bytes(&r.embedding).map_err(corrupt)?,
+            embedding: embedding_from_bytes(&r.embedding, SpeakerModel::Ge2e).map_err(corrupt)?,
             speech_seconds: r.speech_seconds,
+            campp: r
+                .campp
+                .as_deref()
+                .map(|b| embedding_from_bytes(b, SpeakerModel::Campp))
+                .transpose()
+                .map_err(corrupt)?,
+            campp_speech_seconds: r.campp_speech_seconds,
             samples: r.samples,
             created_at_ms: r.created_at_ms,
             updated_at_ms: r.updated_at_ms,
@@ -181,12 +202,11 @@ impl EmbeddedStore {
         &self,
         tenant: &str,
         id: &str,
-        embedding: &[f32],
-        speech_seconds: f32,
+        sample: &Sample,
     ) -> Result<Option<Profile>, StoreError> {
         let k = key(tenant, id);
         let id = id.to_owned();
-        let embedding = embedding.to_vec();
+        let sample = sample.clone();
         self.blocking(move |db| {
             // One write transaction: redb runs them one at a time, so the
             // read-modify-write below cannot interleave with another.
@@ -197,7 +217,7 @@ impl EmbeddedStore {
                     Some(v) => Record::decode(&id, v.value())?,
                     None => return Ok(None),
                 };
-                let merged = merge_sample(current, &embedding, speech_seconds, now_ms())?;
+                let merged = merge_sample(current, &sample, now_ms())?;
                 let bytes = Record::from_profile(&merged).encode()?;
                 table.insert(k.as_str(), bytes.as_slice()).map_err(io_err)?;
                 merged
@@ -229,5 +249,57 @@ impl EmbeddedStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A record as version 1 wrote it (before models were versioned).
+    #[derive(Serialize)]
+    struct RecordV1 {
+        v: u8,
+        name: String,
+        #[serde(with = "serde_bytes")]
+        embedding: Vec<u8>,
+        speech_seconds: f32,
+        samples: u32,
+        created_at_ms: u64,
+        updated_at_ms: u64,
+    }
+
+    #[test]
+    fn version_1_records_read_as_ge2e_only_profiles_and_are_rewritten_as_version_2() {
+        let ge2e: Vec<f32> = (0..256).map(|i| (i as f32 * 0.37).sin()).collect();
+        let v1 = rmp_serde::to_vec(&RecordV1 {
+            v: 1,
+            name: "Ada".into(),
+            embedding: embedding_to_bytes(&ge2e),
+            speech_seconds: 4.5,
+            samples: 2,
+            created_at_ms: 10,
+            updated_at_ms: 20,
+        })
+        .unwrap();
+        let p = Record::decode("id", &v1).unwrap();
+        assert_eq!(p.embedding, ge2e);
+        assert_eq!((p.campp.clone(), p.campp_speech_seconds), (None, 0.0));
+        assert_eq!((p.speech_seconds, p.samples), (4.5, 2));
+        // Written back (as any update does): version 2, and it reads the same.
+        let v2 = Record::from_profile(&p);
+        assert_eq!(v2.v, 2);
+        assert_eq!(Record::decode("id", &v2.encode().unwrap()).unwrap(), p);
+        // With a CAM++ embedding.
+        let mut q = p.clone();
+        q.campp = Some(ge2e[..192].to_vec());
+        q.campp_speech_seconds = 1.0;
+        let back = Record::decode("id", &Record::from_profile(&q).encode().unwrap()).unwrap();
+        assert_eq!(back, q);
+        // A version this build does not know is corrupt, not misread.
+        let mut v3 = Record::from_profile(&q);
+        v3.v = 3;
+        assert!(Record::decode("id", &v3.encode().unwrap()).is_err());
     }
 }

@@ -7,8 +7,12 @@
 //!
 //! * Hash `{prefix}{tenant}:speaker:{id}` — one profile:
 //!   * `name` — UTF-8 display name
-//!   * `embedding` — 256 little-endian f32 (1024 bytes), L2-normalised
+//!   * `embedding` — the GE2E embedding: 256 little-endian f32 (1024 bytes), L2-normalised
 //!   * `speech_seconds` — decimal f32, total speech over all samples
+//!   * `embedding_campp` — the CAM++ embedding: 192 little-endian f32 (768 bytes),
+//!     L2-normalised; and `campp_speech_seconds`, decimal f32, the speech behind it. Both
+//!     absent from a profile made before models were versioned (GE2E only): such a hash
+//!     stays valid as it is, and its next sample adds them (migration in place, no rewrite)
 //!   * `samples` — decimal u32, number of enrollment samples merged
 //!   * `created_at_ms`, `updated_at_ms` — decimal unix milliseconds
 //! * Sorted set `{prefix}{tenant}:speakers` — the tenant's index: member `{id}`,
@@ -29,7 +33,10 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{Profile, StoreError, embedding_from_bytes, embedding_to_bytes, merge_sample, now_ms};
+use super::{
+    Profile, Sample, SpeakerModel, StoreError, embedding_from_bytes, embedding_to_bytes,
+    merge_sample, now_ms,
+};
 
 /// Bound on establishing the first connection (and each reconnect attempt).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -39,8 +46,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CAS_ATTEMPTS: u32 = 200;
 
 /// KEYS[1] = profile hash; ARGV[1] = `samples` as read; ARGV[2..5] = new
-/// embedding, speech_seconds, samples, updated_at_ms. Returns 1 when written,
-/// 0 when another writer got there first, -1 when the profile is gone.
+/// embedding, speech_seconds, samples, updated_at_ms; ARGV[6..7] = new CAM++ embedding and its
+/// speech seconds (empty strings: the profile has none, nothing written). Returns 1 when
+/// written, 0 when another writer got there first, -1 when the profile is gone.
 static CAS_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -49,6 +57,9 @@ if not cur then return -1 end
 if cur ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'embedding', ARGV[2], 'speech_seconds', ARGV[3],
            'samples', ARGV[4], 'updated_at_ms', ARGV[5])
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[1], 'embedding_campp', ARGV[6], 'campp_speech_seconds', ARGV[7])
+end
 return 1
 ",
     )
@@ -135,8 +146,8 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         #[allow(clippy::cast_precision_loss)] // unix ms < 2^53: exact in f64
         let score = profile.created_at_ms as f64;
-        redis::pipe()
-            .atomic()
+        let mut pipe = redis::pipe();
+        pipe.atomic()
             .cmd("HSET")
             .arg(self.profile_key(tenant, &profile.id))
             .arg("name")
@@ -150,8 +161,14 @@ impl RedisStore {
             .arg("created_at_ms")
             .arg(profile.created_at_ms)
             .arg("updated_at_ms")
-            .arg(profile.updated_at_ms)
-            .ignore()
+            .arg(profile.updated_at_ms);
+        if let Some(campp) = &profile.campp {
+            pipe.arg("embedding_campp")
+                .arg(embedding_to_bytes(campp))
+                .arg("campp_speech_seconds")
+                .arg(profile.campp_speech_seconds.to_string());
+        }
+        pipe.ignore()
             .cmd("ZADD")
             .arg(self.index_key(tenant))
             .arg(score)
@@ -215,8 +232,7 @@ impl RedisStore {
         &self,
         tenant: &str,
         id: &str,
-        embedding: &[f32],
-        speech_seconds: f32,
+        sample: &Sample,
     ) -> Result<Option<Profile>, StoreError> {
         let key = self.profile_key(tenant, id);
         let mut conn = self.conn.clone();
@@ -226,7 +242,7 @@ impl RedisStore {
                 return Ok(None);
             }
             let seen_samples = fields.get("samples").cloned().unwrap_or_default();
-            let merged = merge_sample(decode(id, &fields)?, embedding, speech_seconds, now_ms())?;
+            let merged = merge_sample(decode(id, &fields)?, sample, now_ms())?;
             let outcome: i64 = CAS_SCRIPT
                 .key(&key)
                 .arg(seen_samples)
@@ -234,6 +250,20 @@ impl RedisStore {
                 .arg(merged.speech_seconds.to_string())
                 .arg(merged.samples)
                 .arg(merged.updated_at_ms)
+                .arg(
+                    merged
+                        .campp
+                        .as_deref()
+                        .map(embedding_to_bytes)
+                        .unwrap_or_default(),
+                )
+                .arg(
+                    merged
+                        .campp
+                        .as_ref()
+                        .map(|_| merged.campp_speech_seconds.to_string())
+                        .unwrap_or_default(),
+                )
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| unavailable(&e))?;
@@ -316,8 +346,22 @@ fn decode(id: &str, fields: &HashMap<String, Vec<u8>>) -> Result<Profile, StoreE
     Ok(Profile {
         id: id.to_owned(),
         name: text("name")?.to_owned(),
-        embedding: embedding_from_bytes(field("embedding")?).map_err(corrupt)?,
+        embedding: embedding_from_bytes(field("embedding")?, SpeakerModel::Ge2e)
+            .map_err(corrupt)?,
         speech_seconds,
+        campp: fields
+            .get("embedding_campp")
+            .map(|b| embedding_from_bytes(b, SpeakerModel::Campp))
+            .transpose()
+            .map_err(corrupt)?,
+        campp_speech_seconds: match fields.get("campp_speech_seconds") {
+            None => 0.0,
+            Some(_) => parse(
+                "campp_speech_seconds",
+                text("campp_speech_seconds")?,
+                corrupt,
+            )?,
+        },
         samples: parse("samples", text("samples")?, corrupt)?,
         created_at_ms: parse("created_at_ms", text("created_at_ms")?, corrupt)?,
         updated_at_ms: parse("updated_at_ms", text("updated_at_ms")?, corrupt)?,

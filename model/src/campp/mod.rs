@@ -32,7 +32,6 @@ impl CamPlus {
 pub struct CamPlusEncoder {
     model: CamPlusMm,
     fbank: fbank::Fbank,
-    compute: crate::compute::Compute,
     device: Device,
 }
 
@@ -40,13 +39,12 @@ pub struct CamPlusEncoder {
 pub const MIN_SAMPLES: usize = fbank::FRAME_LENGTH + 2 * fbank::FRAME_SHIFT;
 
 impl CamPlusEncoder {
-    /// The shipped weights on `compute`.
-    pub fn pretrained(compute: crate::compute::Compute) -> Result<Self, LoadError> {
+    /// The shipped weights.
+    pub fn pretrained() -> Result<Self, LoadError> {
         let device = crate::compute::device();
         Ok(Self {
             model: CamPlusMm::new(&CamPlus::pretrained(&device)?),
             fbank: fbank::Fbank::new(),
-            compute,
             device,
         })
     }
@@ -54,13 +52,16 @@ impl CamPlusEncoder {
     /// One 192-d embedding (3D-Speaker form, not normalised) per window of 16 kHz mono samples
     /// in [-1, 1]; `None` for a window shorter than [`MIN_SAMPLES`] (or, not expected, when the
     /// backend's output cannot be read back as f32).
-    pub fn embed_windows(&self, windows: &[&[f32]]) -> Vec<Option<Vec<f32>>> {
+    pub fn embed_windows(
+        &self,
+        compute: &crate::compute::Compute,
+        windows: &[&[f32]],
+    ) -> Vec<Option<Vec<f32>>> {
         use rayon::prelude::*;
         // One forward pass per window, the windows spread over the pool: burn-ndarray's batched
         // product is slower per window than a batch of one (benches/campp.rs measured 9 windows/s
         // at batch 8 against 20 at batch 1 on one thread), so batching buys nothing here.
-        self.compute
-            .install(|| windows.par_iter().map(|w| self.embed_one(w)).collect())
+        compute.install(|| windows.par_iter().map(|w| self.embed_one(w)).collect())
     }
 
     fn embed_one(&self, window: &[f32]) -> Option<Vec<f32>> {

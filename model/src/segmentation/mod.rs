@@ -362,6 +362,16 @@ impl SpeakerSegmenter {
         Ok(self.log_probs_batch(&[chunk])?.pop().unwrap_or_default())
     }
 
+    /// [`Self::log_probs_batch`] on the caller's pool instead of this segmenter's own.
+    pub fn log_probs_batch_on(
+        &self,
+        compute: &Compute,
+        chunks: &[&[f32]],
+    ) -> Result<Vec<Vec<[f32; NUM_CLASSES]>>, SegmentationError> {
+        check_batch(chunks)?;
+        Ok(compute.install(|| self.fast.forward(chunks)))
+    }
+
     /// [`Self::log_probs`] for equal-length chunks at once (their LSTMs step in lockstep, which
     /// amortises the recurrent weights over the batch). Fast path.
     pub fn log_probs_batch(
@@ -405,6 +415,37 @@ impl SpeakerSegmenter {
         let frames = values.len() / batch;
         Ok(values.chunks_exact(frames).map(<[_]>::to_vec).collect())
     }
+}
+
+/// Speech probability (`1 − p(no speaker)`) of one chunk's frames averaged into `n_chunks`
+/// consecutive chunks of `chunk_s` seconds from the chunk's start (Silero's 32 ms chunks, so
+/// the frame timeline can read either detector): the mean over the frames whose centre lies in
+/// the chunk, or the nearest frame's where none does.
+pub fn speech_per_chunk(frames: &[[f32; NUM_CLASSES]], n_chunks: usize, chunk_s: f64) -> Vec<f32> {
+    let speech: Vec<(f64, f32)> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, lp)| (frame_center_seconds(i), 1.0 - lp[0].exp()))
+        .collect();
+    (0..n_chunks)
+        .map(|c| {
+            let (a, b) = (c as f64 * chunk_s, (c + 1) as f64 * chunk_s);
+            let inside: Vec<f32> = speech
+                .iter()
+                .filter(|(t, _)| (a..b).contains(t))
+                .map(|x| x.1)
+                .collect();
+            if inside.is_empty() {
+                let mid = (a + b) / 2.0;
+                speech
+                    .iter()
+                    .min_by(|x, y| (x.0 - mid).abs().total_cmp(&(y.0 - mid).abs()))
+                    .map_or(0.0, |x| x.1)
+            } else {
+                inside.iter().sum::<f32>() / inside.len() as f32
+            }
+        })
+        .collect()
 }
 
 /// Rejects a batch with a chunk shorter than one receptive field or with mixed lengths.

@@ -131,7 +131,8 @@ fn real_speech_matches_the_reference() {
     use diglett_model::campp::CamPlusEncoder;
     use diglett_model::compute::Compute;
     let fixture = common::load_json(&dir().join("real_speech.json"));
-    let encoder = CamPlusEncoder::pretrained(Compute::new(1).unwrap()).unwrap();
+    let encoder = CamPlusEncoder::pretrained().unwrap();
+    let compute = Compute::new(1).unwrap();
     let fbank = Fbank::new();
     let floats = |v: &serde_json::Value| -> Vec<f32> {
         v.as_array()
@@ -151,7 +152,7 @@ fn real_speech_matches_the_reference() {
         let head = floats(&want["fbank_cmn_frames_0_to_4"]);
         let err_fbank = common::max_abs(&cmn[..head.len()], &head);
         let window = &wav[..25_600.min(wav.len())];
-        let got = encoder.embed_windows(&[&wav, window]);
+        let got = encoder.embed_windows(&compute, &[&wav, window]);
         let cos_utt = common::cosine(
             got[0].as_ref().unwrap(),
             &floats(&want["utterance_embedding_3dspeaker"]),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use diglett_api::protocol::Options;
+use diglett_api::protocol::{Options, SpeakerModel};
 use diglett_client::{EXIT_USAGE, ServerArgs};
 use diglett_tools::session::Pacing;
 use diglett_tools::{conversation, speakers};
@@ -49,7 +49,15 @@ enum Command {
         /// `<dir>/<speaker>/<utterances>`, files in name order, the first one enrolls.
         #[arg(default_value = "../shared/data/speakers")]
         dir: PathBuf,
+        /// `start` option model: `ge2e` (the server's default) or `campp`.
+        #[arg(long, value_parser = parse_model)]
+        model: Option<SpeakerModel>,
     },
+}
+
+/// A `--model` value.
+fn parse_model(s: &str) -> Result<SpeakerModel, String> {
+    SpeakerModel::parse(s).ok_or_else(|| format!("unknown model {s:?} (ge2e or campp)"))
 }
 
 /// How each recording is streamed.
@@ -80,6 +88,9 @@ struct SessionArgs {
     /// decided (0–3000; the server's default 500).
     #[arg(long)]
     latency_ms: Option<u32>,
+    /// `start` option model: `ge2e` (the server's default) or `campp`.
+    #[arg(long, value_parser = parse_model)]
+    model: Option<SpeakerModel>,
 }
 
 impl SessionArgs {
@@ -100,6 +111,7 @@ impl SessionArgs {
                 min_voiced: self.min_voiced,
                 overlap: self.overlap.then_some(true),
                 latency_ms: self.latency_ms,
+                model: self.model,
             },
         }
     }
@@ -150,7 +162,7 @@ async fn main() -> ExitCode {
                 serde_json::to_string_pretty(&reports),
             )
         }
-        Command::Speakers { dir } => match speakers::evaluate(&client, dir).await {
+        Command::Speakers { dir, model } => match speakers::evaluate(&client, dir, *model).await {
             Ok(r) => (speakers::markdown(&r), serde_json::to_string_pretty(&r)),
             Err(e) => return failed(&e),
         },

@@ -64,10 +64,12 @@ fn smoothing_beats_raw_window_labels_on_sample_wav() {
         .map(|k| k * hop)
         .take_while(|s| s + WINDOW_SAMPLES <= wav.len())
         .collect();
+    let enrolled: Vec<Vec<f32>> = enrolled.iter().map(|e| e.to_vec()).collect();
     let jobs: Vec<WindowJob<'_>> = starts
         .iter()
         .map(|&s| WindowJob {
             samples: &wav[s..s + WINDOW_SAMPLES],
+            model: diglett_model::pipeline::Model::Ge2e,
             speakers: &enrolled,
             params: &params,
         })

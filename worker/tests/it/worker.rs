@@ -641,7 +641,8 @@ async fn batched_equals_unbatched() {
         for w in s.utterances[1].1.chunks_exact(25_600).take(3) {
             inputs.push(WindowInput {
                 samples: w.to_vec(),
-                speakers: enrolled.clone(),
+                model: diglett_schemas::SpeakerModel::Ge2e,
+                speakers: enrolled.iter().map(|e| e.to_vec()).collect(),
                 params: DecisionParams::default(),
                 received: Instant::now(),
                 deadline: None,

@@ -135,9 +135,54 @@ both_backends! {
     invalid_inputs_are_rejected => invalid_inputs;
     malformed_ids_are_not_found => malformed_ids;
     ping_succeeds => ping_ok;
+    one_embedding_per_model => per_model;
 }
 
 // ---------- helpers ----------
+
+/// A profile keeps one embedding per speaker model: created with both, it serves both; created
+/// GE2E-only (as before models were versioned), it serves GE2E only until a sample with a
+/// CAM++ embedding gives it one; a wrong-length CAM++ embedding is refused.
+async fn per_model(store: Store) {
+    let campp: Vec<f32> = vector(3)[..EMBEDDING_DIM_CAMPP].to_vec();
+    let both = store
+        .create_with("m", "Both", &vector(1), Some(&campp), 2.0)
+        .await
+        .unwrap();
+    let got = store.get("m", &both.id).await.unwrap().unwrap();
+    assert_eq!(got.models(), vec![SpeakerModel::Ge2e, SpeakerModel::Campp]);
+    assert_close(got.campp.as_deref().unwrap(), &unit(&campp), 1e-6);
+    assert_eq!(got.campp_speech_seconds, 2.0);
+
+    let old = store.create("m", "Old", &vector(2), 3.0).await.unwrap();
+    let got = store.get("m", &old.id).await.unwrap().unwrap();
+    assert_eq!(got.models(), vec![SpeakerModel::Ge2e]);
+    assert!(got.embedding_for(SpeakerModel::Campp).is_none());
+    let campp2: Vec<f32> = vector(4)[..EMBEDDING_DIM_CAMPP].to_vec();
+    let upd = store
+        .add_sample_with("m", &old.id, &vector(5), Some(&campp2), 1.0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(upd.models(), vec![SpeakerModel::Ge2e, SpeakerModel::Campp]);
+    assert_eq!((upd.speech_seconds, upd.campp_speech_seconds), (4.0, 1.0));
+    let got = store.get("m", &old.id).await.unwrap().unwrap();
+    assert_eq!(got, upd);
+    assert_close(got.campp.as_deref().unwrap(), &unit(&campp2), 1e-6);
+
+    assert_invalid(
+        store
+            .create_with("m", "Bad", &vector(1), Some(&vector(1)), 1.0)
+            .await,
+        "a 256-long CAM++ embedding",
+    );
+    assert_invalid(
+        store
+            .add_sample_with("m", &both.id, &vector(1), Some(&[0.0; 192]), 1.0)
+            .await,
+        "an all-zero CAM++ embedding",
+    );
+}
 
 /// Deterministic pseudo-random vector (not normalised).
 fn vector(seed: u64) -> Vec<f32> {
@@ -628,6 +673,57 @@ async fn redis_layout_matches_docs_and_delete_leaves_nothing() {
         "delete must leave no key behind: {:?}",
         keys.keys()
     );
+}
+
+/// Layout 2 adds `embedding_campp` (768 bytes) and `campp_speech_seconds`, and a hash without
+/// them (a profile made before models were versioned) is read as it is and gains them with its
+/// next CAM++ sample: migration in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_campp_fields_and_old_hashes() {
+    let (store, keys) = redis_store().await;
+    let campp: Vec<f32> = vector(3)[..EMBEDDING_DIM_CAMPP].to_vec();
+    let p = store
+        .create_with("lay2", "L", &vector(8), Some(&campp), 1.5)
+        .await
+        .unwrap();
+    let client = ::redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{}lay2:speaker:{}", keys.prefix, p.id);
+    let fields: std::collections::HashMap<String, Vec<u8>> = ::redis::cmd("HGETALL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(fields["embedding_campp"].len(), 768);
+    assert_eq!(
+        fields["embedding_campp"],
+        embedding_to_bytes(p.campp.as_deref().unwrap())
+    );
+    assert_eq!(fields["campp_speech_seconds"], b"1.5");
+    // Strip them, as a hash written before versioning looks.
+    let () = ::redis::cmd("HDEL")
+        .arg(&key)
+        .arg("embedding_campp")
+        .arg("campp_speech_seconds")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let old = store.get("lay2", &p.id).await.unwrap().unwrap();
+    assert_eq!(old.models(), vec![SpeakerModel::Ge2e]);
+    assert_eq!(old.embedding, p.embedding);
+    let upd = store
+        .add_sample_with("lay2", &p.id, &vector(9), Some(&campp), 0.5)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(upd.campp_speech_seconds, 0.5);
+    let fields: std::collections::HashMap<String, Vec<u8>> = ::redis::cmd("HGETALL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(fields["campp_speech_seconds"], b"0.5");
+    assert_eq!(store.get("lay2", &p.id).await.unwrap().unwrap(), upd);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,11 +33,18 @@ fn merge_sample_weights_by_speech() {
         name: "n".into(),
         embedding: a,
         speech_seconds: 3.0,
+        campp: None,
+        campp_speech_seconds: 0.0,
         samples: 1,
         created_at_ms: 10,
         updated_at_ms: 10,
     };
-    let m = merge_sample(p, &b, 1.0, 20).unwrap();
+    let sample = Sample {
+        embedding: b,
+        campp: None,
+        speech_seconds: 1.0,
+    };
+    let m = merge_sample(p, &sample, 20).unwrap();
     // mean = (3·e0 + 1·e1)/4 → normalised (3, 1)/√10
     let s = 10f32.sqrt();
     assert!((m.embedding[0] - 3.0 / s).abs() < 1e-7);
@@ -55,11 +62,87 @@ fn embedding_bytes_round_trip() {
     let bytes = embedding_to_bytes(&v);
     assert_eq!(bytes.len(), 1024);
     assert_eq!(&bytes[..4], &v[0].to_le_bytes());
-    assert_eq!(bits(&embedding_from_bytes(&bytes).unwrap()), bits(&v));
-    assert!(embedding_from_bytes(&bytes[..1020]).is_err());
+    let g = SpeakerModel::Ge2e;
+    assert_eq!(bits(&embedding_from_bytes(&bytes, g).unwrap()), bits(&v));
+    assert!(embedding_from_bytes(&bytes[..1020], g).is_err());
     let mut nan = bytes.clone();
     nan[..4].copy_from_slice(&f32::NAN.to_le_bytes());
-    assert!(embedding_from_bytes(&nan).is_err());
+    assert!(embedding_from_bytes(&nan, g).is_err());
+    // A CAM++ embedding is 768 bytes; a GE2E one is not a CAM++ one.
+    let c = &v[..EMBEDDING_DIM_CAMPP];
+    let cb = embedding_to_bytes(c);
+    assert_eq!(cb.len(), 768);
+    assert_eq!(
+        bits(&embedding_from_bytes(&cb, SpeakerModel::Campp).unwrap()),
+        bits(c)
+    );
+    assert!(embedding_from_bytes(&bytes, SpeakerModel::Campp).is_err());
+    assert!(embedding_from_bytes(&cb, g).is_err());
+}
+
+fn unit(dim: usize, at: usize) -> Vec<f32> {
+    let mut v = vec![0.0f32; dim];
+    v[at] = 1.0;
+    v
+}
+
+/// Each model's embedding is merged by its own speech; a profile without a CAM++ embedding
+/// takes the sample's as its first; a sample without one leaves the profile's as it was.
+#[test]
+fn merge_sample_keeps_one_embedding_per_model() {
+    let ge2e_only = Profile {
+        id: "x".into(),
+        name: "n".into(),
+        embedding: unit(EMBEDDING_DIM, 0),
+        speech_seconds: 3.0,
+        campp: None,
+        campp_speech_seconds: 0.0,
+        samples: 1,
+        created_at_ms: 10,
+        updated_at_ms: 10,
+    };
+    assert_eq!(ge2e_only.models(), vec![SpeakerModel::Ge2e]);
+    assert!(ge2e_only.embedding_for(SpeakerModel::Campp).is_none());
+    let with = Sample {
+        embedding: unit(EMBEDDING_DIM, 1),
+        campp: Some(unit(EMBEDDING_DIM_CAMPP, 0)),
+        speech_seconds: 1.0,
+    };
+    let m = merge_sample(ge2e_only, &with, 20).unwrap();
+    assert_eq!(m.models(), vec![SpeakerModel::Ge2e, SpeakerModel::Campp]);
+    assert_eq!(
+        m.campp.as_deref(),
+        Some(unit(EMBEDDING_DIM_CAMPP, 0).as_slice())
+    );
+    assert_eq!((m.speech_seconds, m.campp_speech_seconds), (4.0, 1.0));
+    // The next CAM++ sample weighs 1 s against the profile's 1 s of CAM++ speech (not 4 s).
+    let again = Sample {
+        embedding: unit(EMBEDDING_DIM, 1),
+        campp: Some(unit(EMBEDDING_DIM_CAMPP, 1)),
+        speech_seconds: 1.0,
+    };
+    let m = merge_sample(m, &again, 30).unwrap();
+    let c = m.campp.clone().unwrap();
+    let h = 0.5f32.sqrt();
+    assert!((c[0] - h).abs() < 1e-6 && (c[1] - h).abs() < 1e-6);
+    assert_eq!((m.speech_seconds, m.campp_speech_seconds), (5.0, 2.0));
+    // A sample from a worker without CAM++ changes only the GE2E embedding.
+    let without = Sample {
+        embedding: unit(EMBEDDING_DIM, 2),
+        campp: None,
+        speech_seconds: 2.0,
+    };
+    let m2 = merge_sample(m.clone(), &without, 40).unwrap();
+    assert_eq!(m2.campp, m.campp);
+    assert_eq!(m2.campp_speech_seconds, 2.0);
+    assert_eq!(m2.speech_seconds, 7.0);
+}
+
+#[test]
+fn embeddings_are_checked_against_their_model() {
+    assert!(normalized_embedding(&vector(1), SpeakerModel::Ge2e).is_ok());
+    assert!(normalized_embedding(&vector(1), SpeakerModel::Campp).is_err());
+    assert!(normalized_embedding(&vector(1)[..192], SpeakerModel::Campp).is_ok());
 }
 
 /// Axum handlers need `Send` futures: checked at compile time, never run.
@@ -70,6 +153,8 @@ fn store_futures_are_send(store: &Store) {
     send(store.get("t", "i"));
     send(store.list("t"));
     send(store.add_sample("t", "i", &[], 1.0));
+    send(store.add_sample_with("t", "i", &[], None, 1.0));
+    send(store.create_with("t", "n", &[], None, 1.0));
     send(store.delete("t", "i"));
     send(store.ping());
     send(Store::connect_redis("u", "p"));

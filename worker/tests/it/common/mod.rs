@@ -106,6 +106,7 @@ pub fn window(
 ) -> WindowRequest {
     assert_eq!(samples.len(), 25_600);
     WindowRequest {
+        model: diglett_schemas::SpeakerModel::Ge2e,
         v: 1,
         session: session.into(),
         seq,
