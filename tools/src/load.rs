@@ -56,6 +56,8 @@ pub struct Args {
     pub metrics: Vec<String>,
     /// Name of the configuration (e.g. `1 worker`), for the sweep's table.
     pub label: String,
+    /// The sessions' speaker model (`None`: the server's default).
+    pub model: Option<diglett_api::protocol::SpeakerModel>,
 }
 
 /// Why a run could not happen: bad arguments or corpus, or enrollment failed (failed sessions are
@@ -208,6 +210,7 @@ async fn measure(
         speakers: ids.iter().cloned().map(SpeakerRef::Id).collect(),
         options: Options {
             hop_ms: Some(args.hop_ms),
+            model: args.model,
             ..Options::default()
         },
         pacing: Pacing::RealTime,

@@ -56,6 +56,9 @@ struct RunArgs {
     /// Configuration name for the sweep's table (e.g. "1 worker").
     #[arg(long, default_value = "run")]
     label: String,
+    /// The sessions' speaker model: `ge2e` (the server's default) or `campp`.
+    #[arg(long, value_parser = parse_model)]
+    model: Option<diglett_api::protocol::SpeakerModel>,
     /// Write the report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -147,6 +150,7 @@ async fn run_command(a: &RunArgs) -> ExitCode {
         processes: a.processes.clone(),
         metrics,
         label: a.label.clone(),
+        model: a.model,
     };
     let r = match load::run(&client, &args).await {
         Ok(r) => r,
@@ -169,4 +173,10 @@ async fn run_command(a: &RunArgs) -> ExitCode {
         Some(limit) if r.over(limit) => ExitCode::from(EXIT_OVER_LIMIT as u8),
         _ => ExitCode::SUCCESS,
     }
+}
+
+/// A `--model` value.
+fn parse_model(s: &str) -> Result<diglett_api::protocol::SpeakerModel, String> {
+    diglett_api::protocol::SpeakerModel::parse(s)
+        .ok_or_else(|| format!("unknown model {s:?} (ge2e or campp)"))
 }
