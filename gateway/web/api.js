@@ -100,6 +100,7 @@ export function explain(code, message) {
     audio_too_long: 'The recording is too long.',
     payload_too_large: 'The recording is too large.',
     unknown_profile: 'One of the chosen voices no longer exists. Refresh the list of voices.',
+    model_unavailable: 'One of the chosen voices was enrolled before CAM++ was installed: add a sample to it on the “Voices” screen, or choose GE2E.',
     unsupported_format: 'The server cannot take this microphone’s audio format.',
     too_many_sessions: 'The server is busy (too many conversations). Try again later.',
     shutting_down: 'The server is restarting.',

@@ -271,8 +271,9 @@ function limitPicks() {
 let session = null;
 
 class Session {
-  constructor(speakerIds) {
+  constructor(speakerIds, model) {
     this.speakerIds = speakerIds;
+    this.model = model;
     this.mic = null;
     this.ws = null;
     this.ready = false;
@@ -312,6 +313,7 @@ class Session {
         type: 'start',
         audio: { sample_rate: this.mic.sampleRate, encoding: 'pcm_s16le', channels: 1 },
         speakers: this.speakerIds,
+        options: { model: this.model },
       }));
     };
     ws.onmessage = (e) => {
@@ -719,7 +721,7 @@ $('start').addEventListener('click', async () => {
   resetConversation();
   $('start').disabled = true;
   setState('Opening the microphone…');
-  session = new Session(ids);
+  session = new Session(ids, $('model').value);
   try {
     await session.start();
     setState('Connecting…');
