@@ -92,12 +92,9 @@ impl Models {
     }
 }
 
-/// `v` scaled to unit length (unchanged if all zero).
+/// `v` scaled to unit length ([`scoring::l2_normalize`]).
 fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if n > 0.0 {
-        v.iter_mut().for_each(|x| *x /= n);
-    }
+    scoring::l2_normalize(&mut v);
     v
 }
 

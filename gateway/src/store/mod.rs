@@ -158,11 +158,11 @@ impl Store {
     ) -> Result<Profile, StoreError> {
         validate_tenant(tenant)?;
         validate_name(name)?;
-        let embedding = normalized_embedding(embedding, SpeakerModel::Ge2e)?;
-        let campp = campp
-            .map(|e| normalized_embedding(e, SpeakerModel::Campp))
-            .transpose()?;
-        validate_speech_seconds(speech_seconds)?;
+        let Sample {
+            embedding,
+            campp,
+            speech_seconds,
+        } = Sample::checked(embedding, campp, speech_seconds)?;
         let now = now_ms();
         let profile = Profile {
             id: uuid::Uuid::new_v4().hyphenated().to_string(),
@@ -240,14 +240,7 @@ impl Store {
         speech_seconds: f32,
     ) -> Result<Option<Profile>, StoreError> {
         validate_tenant(tenant)?;
-        let sample = Sample {
-            embedding: normalized_embedding(embedding, SpeakerModel::Ge2e)?,
-            campp: campp
-                .map(|e| normalized_embedding(e, SpeakerModel::Campp))
-                .transpose()?,
-            speech_seconds,
-        };
-        validate_speech_seconds(speech_seconds)?;
+        let sample = Sample::checked(embedding, campp, speech_seconds)?;
         if !is_profile_id(id) {
             return Ok(None);
         }
@@ -336,6 +329,25 @@ pub(crate) struct Sample {
     pub embedding: Vec<f32>,
     pub campp: Option<Vec<f32>>,
     pub speech_seconds: f32,
+}
+
+impl Sample {
+    /// Each embedding checked against its model and L2-normalised, the speech checked.
+    fn checked(
+        embedding: &[f32],
+        campp: Option<&[f32]>,
+        speech_seconds: f32,
+    ) -> Result<Self, StoreError> {
+        let sample = Sample {
+            embedding: normalized_embedding(embedding, SpeakerModel::Ge2e)?,
+            campp: campp
+                .map(|e| normalized_embedding(e, SpeakerModel::Campp))
+                .transpose()?,
+            speech_seconds,
+        };
+        validate_speech_seconds(speech_seconds)?;
+        Ok(sample)
+    }
 }
 
 /// Checks an incoming `model` embedding (length, finite, non-zero) and returns it

@@ -15,6 +15,7 @@ use burn::tensor::{Device, Int, Tensor};
 
 use super::network::{
     BasicResBlock, CamLayer, CamPlus, DenseBlock, DenseLayer, SEG_LEN, Taps, Transit, seg_pool,
+    stats_pool,
 };
 
 /// A per-channel affine map `x · scale + shift` (an inference-mode BatchNorm).
@@ -378,9 +379,7 @@ impl CamPlusMm {
         let transit3 = self.transits[2].forward(block3.clone());
         let out_nonlinear = relu(self.out.apply3(transit3.clone()));
         let [b, c, _] = out_nonlinear.dims();
-        let mean = out_nonlinear.clone().mean_dim(2);
-        let std = out_nonlinear.clone().var(2).sqrt();
-        let stats = Tensor::cat(vec![mean, std], 1); // (B, 1024, 1)
+        let stats = stats_pool(&out_nonlinear);
         let embedding = self.dense.apply(stats.clone());
         let e = embedding.dims()[1];
         Taps {

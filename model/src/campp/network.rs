@@ -169,6 +169,14 @@ pub struct CamLayer {
     pub linear2: Conv1d,
 }
 
+/// Statistics pooling: the mean ‖ unbiased standard deviation over time, `(B, C, T)` →
+/// `(B, 2C, 1)`.
+pub fn stats_pool(h: &Tensor<3>) -> Tensor<3> {
+    let mean = h.clone().mean_dim(2);
+    let std = h.clone().var(2).sqrt();
+    Tensor::cat(vec![mean, std], 1)
+}
+
 /// Every frame gets the mean of its [`SEG_LEN`]-frame segment; the last, partial segment is
 /// averaged over its actual length (avg_pool1d with ceil_mode, done by hand). `(B, C, T)` → same.
 pub fn seg_pool(h: &Tensor<3>) -> Tensor<3> {
@@ -442,9 +450,7 @@ impl CamPlus {
         let transit3 = xv.transit3.forward(block3.clone());
         let out_nonlinear = relu(xv.out_nonlinear.forward(transit3.clone()));
         let [b, c, _] = out_nonlinear.dims();
-        let mean = out_nonlinear.clone().mean_dim(2);
-        let std = out_nonlinear.clone().var(2).sqrt();
-        let stats = Tensor::cat(vec![mean, std], 1); // (B, 1024, 1)
+        let stats = stats_pool(&out_nonlinear);
         let embedding = xv
             .dense
             .nonlinear

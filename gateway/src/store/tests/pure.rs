@@ -22,23 +22,28 @@ fn profile_ids_must_be_canonical_uuids() {
     assert!(!is_profile_id("*"));
 }
 
-#[test]
-fn merge_sample_weights_by_speech() {
-    let mut a = vec![0.0f32; EMBEDDING_DIM];
-    a[0] = 1.0;
-    let mut b = vec![0.0f32; EMBEDDING_DIM];
-    b[1] = 1.0;
-    let p = Profile {
+/// A one-sample GE2E-only profile of 3 s, created and updated at 10 ms.
+fn ge2e_profile(embedding: Vec<f32>) -> Profile {
+    Profile {
         id: "x".into(),
         name: "n".into(),
-        embedding: a,
+        embedding,
         speech_seconds: 3.0,
         campp: None,
         campp_speech_seconds: 0.0,
         samples: 1,
         created_at_ms: 10,
         updated_at_ms: 10,
-    };
+    }
+}
+
+#[test]
+fn merge_sample_weights_by_speech() {
+    let mut a = vec![0.0f32; EMBEDDING_DIM];
+    a[0] = 1.0;
+    let mut b = vec![0.0f32; EMBEDDING_DIM];
+    b[1] = 1.0;
+    let p = ge2e_profile(a);
     let sample = Sample {
         embedding: b,
         campp: None,
@@ -90,17 +95,7 @@ fn unit(dim: usize, at: usize) -> Vec<f32> {
 /// takes the sample's as its first; a sample without one leaves the profile's as it was.
 #[test]
 fn merge_sample_keeps_one_embedding_per_model() {
-    let ge2e_only = Profile {
-        id: "x".into(),
-        name: "n".into(),
-        embedding: unit(EMBEDDING_DIM, 0),
-        speech_seconds: 3.0,
-        campp: None,
-        campp_speech_seconds: 0.0,
-        samples: 1,
-        created_at_ms: 10,
-        updated_at_ms: 10,
-    };
+    let ge2e_only = ge2e_profile(unit(EMBEDDING_DIM, 0));
     assert_eq!(ge2e_only.models(), vec![SpeakerModel::Ge2e]);
     assert!(ge2e_only.embedding_for(SpeakerModel::Campp).is_none());
     let with = Sample {
